@@ -1,0 +1,60 @@
+# dlstatic — developer and user entry points. `make help` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+DLSTATIC := target/release/dlstatic
+
+# Debian packages the pipeline and its tests need: the compiler and linker, static
+# glibc (libc6-dev), the static archives of libraries modules link against, and
+# binutils' objcopy/readelf (used by the tests only, as the reference for the rename).
+APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pkg-config dpkg-dev \
+	libssl-dev libffi-dev libsqlite3-dev libbz2-dev liblzma-dev libreadline-dev libncurses-dev \
+	uuid-dev libgdbm-dev libgdbm-compat-dev libb2-dev libnsl-dev libtirpc-dev libcrypt-dev \
+	tk-dev libx11-dev libxss-dev libyaml-dev
+
+# Debian's pristine CPython 3.11 tarball (python3.11_*.orig.tar.gz), the default --python-src.
+CACHE ?= $(HOME)/.cache/dlstatic
+SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
+
+.PHONY: help setup python-src build run test demo clean
+
+help:
+	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
+	@echo "make run         build the static interpreter into dist/ (dlstatic build --out dist)"
+	@echo "make build       build target/release/dlstatic"
+	@echo "make python-src  fetch Debian's CPython 3.11 source tarball into $(CACHE)/src"
+	@echo "make test    run every test (fixtures with the real compiler and linker)"
+	@echo "make demo    capture two plugins, link a static host, run it in an empty root"
+
+setup:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "Debian packages: all present"; fi
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install Rust (https://rustup.rs)"; exit 1; }
+	@$(MAKE) --no-print-directory python-src
+
+python-src:
+	@if ls $(CACHE)/src/python3.11_*.orig.tar.* >/dev/null 2>&1; then echo "CPython source: cached in $(CACHE)/src"; else \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then \
+			printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' | $$SUDO tee $(SRC_LIST) >/dev/null; \
+			$$SUDO apt-get update -qq; fi; \
+		mkdir -p $(CACHE)/src && cd $(CACHE)/src && apt-get source --download-only python3.11 2>&1 | grep -v '^W: Download is performed unsandboxed'; \
+		ls $(CACHE)/src/python3.11_*.orig.tar.* >/dev/null; fi
+
+run: build
+	$(DLSTATIC) build --modules extensions/modules.txt --out dist
+
+build:
+	$(CARGO) build --release
+
+test:
+	$(CARGO) test --release
+
+demo: build
+	./examples/demo.sh $(DLSTATIC)
+
+clean:
+	$(CARGO) clean

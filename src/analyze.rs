@@ -1,0 +1,231 @@
+//! Stage 2, analyze: from a link record to the module's facts (`<base>.km.json`):
+//! which objects make up the module, what it defines (and so what gets renamed),
+//! what it exports, and which libraries it still needs.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{CaptureDb, LinkInput, LinkRecord};
+use crate::elf::{self, ObjectSummary, SymbolKind};
+use crate::toolchain;
+
+/// Bumped when Module changes shape or meaning; cached `.km.json` of another version are redone.
+pub const MODULE_FORMAT: u32 = 2;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Module {
+    pub format: u32,
+    /// Basename of the linked shared object (`impl.so`).
+    pub so_name: String,
+    /// Where the build wrote it.
+    pub path: String,
+    pub soname: Option<String>,
+    /// md5 of the linked shared object: the module's id.
+    pub md5: String,
+    /// `cc` or `c++`.
+    pub driver: String,
+    /// The objects that make up the module: every direct input, plus the archive members
+    /// the shared link pulled in. `md5` names the object in the capture db.
+    pub objects: Vec<ModuleObject>,
+    /// `-l` libraries the module still needs from the system, in order.
+    pub libs: Vec<String>,
+    pub lib_dirs: Vec<String>,
+    /// Shared libraries given to the link by path; their static archives replace them.
+    pub shared_inputs: Vec<String>,
+    /// Linker-relevant driver flags (`-pthread`, ...).
+    pub linker_flags: Vec<String>,
+    /// Exported names defined by the module's objects: what dlsym on it returns.
+    pub exports: Vec<String>,
+    /// Every non-local symbol the module defines: each is renamed.
+    pub defined: Vec<DefinedSymbol>,
+    /// Number of names the module defines and renames.
+    pub mangled: usize,
+    /// Names the module uses but does not define (strong references), sorted.
+    pub undefined: Vec<String>,
+    /// Weak references it does not define: they may stay unresolved.
+    pub weak_undefined: Vec<String>,
+    /// Objects with `.init_array`/`.ctors` entries (they run at program start).
+    pub constructors: Vec<String>,
+    /// `libfoo.so.N` strings in its read-only data (what it may dlopen), sorted.
+    pub library_names: Vec<String>,
+    /// References to symbols that only another module defines, bound by the link to
+    /// that module's renamed name (`name` -> `name_<id>_km`); set by link.rs.
+    #[serde(default)]
+    pub bindings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModuleObject {
+    /// `a.o`, or `libfoo.a(member.o)`; `lto:` marks objects rebuilt from GCC LTO IR.
+    pub origin: String,
+    pub md5: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DefinedSymbol {
+    pub name: String,
+    pub kind: SymbolKind,
+    pub size: u64,
+}
+
+impl Module {
+    /// File stem for the module's work files: basename without `.so`, plus a short id,
+    /// since two modules may share a basename.
+    pub fn base(&self) -> String {
+        Self::base_for(&self.so_name, &self.md5)
+    }
+
+    pub fn base_for(so_name: &str, md5: &str) -> String {
+        let stem = so_name.strip_suffix(".so").unwrap_or(so_name);
+        format!("{stem}-{}", &md5[..8])
+    }
+
+    /// The name a defined symbol gets inside the static binary.
+    pub fn renamed(&self, name: &str) -> String {
+        format!("{name}_{}_km", self.md5)
+    }
+}
+
+/// One candidate object with its symbols, before archive-member selection.
+struct Candidate {
+    origin: String,
+    md5: String,
+    summary: ObjectSummary,
+}
+
+pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -> Result<Module> {
+    let so_name = record.output.rsplit('/').next().unwrap_or(&record.output).to_string();
+    let mut direct = Vec::new();
+    let mut archives = Vec::new();
+    let mut shared_inputs = Vec::new();
+    for input in &record.inputs {
+        match input {
+            LinkInput::Object { path, md5 } => direct.push(load_candidate(db, path.clone(), md5, scratch)?),
+            LinkInput::Archive { path, members } => {
+                let mut loaded = Vec::new();
+                for member in members {
+                    let origin = format!("{path}({})", member.name);
+                    // archive symbol tables and other non-object members are not linkable code
+                    let bytes = db.read_object(&member.md5)?;
+                    if elf::file_kind(&bytes) == elf::FileKind::Relocatable {
+                        loaded.push(load_candidate(db, origin, &member.md5, scratch)?);
+                    } else if !member.name.starts_with('/') && !member.name.ends_with(".rmeta") && !member.name.is_empty() {
+                        // (a Rust rlib's lib.rmeta is crate metadata, not code)
+                        bail!("{origin}: archive member is not an ELF relocatable object (LLVM bitcode or foreign file?); it cannot be linked statically");
+                    }
+                }
+                archives.push(loaded);
+            }
+            LinkInput::Shared { path } => shared_inputs.push(path.clone()),
+            LinkInput::Other { path } => bail!(
+                "{path}: input to the link of {so_name} is neither an object nor an archive (a linker script?); dlstatic cannot link it statically"
+            ),
+        }
+    }
+
+    let objects = select_archive_members(direct, archives);
+
+    // Every non-local definition is renamed; the first definition decides kind and size.
+    let mut defined: BTreeMap<String, DefinedSymbol> = BTreeMap::new();
+    for object in &objects {
+        for sym in object.summary.globals.iter().filter(|s| s.defined) {
+            defined.entry(sym.name.clone()).or_insert(DefinedSymbol {
+                name: sym.name.clone(),
+                kind: sym.kind,
+                size: sym.size,
+            });
+        }
+    }
+    let exports = record.exports.iter().filter(|name| defined.contains_key(*name)).cloned().collect();
+    let (mut undefined, mut weak_undefined) = (BTreeSet::new(), BTreeSet::new());
+    for sym in objects.iter().flat_map(|o| o.summary.globals.iter()).filter(|s| !s.defined && !defined.contains_key(&s.name)) {
+        if sym.weak { &mut weak_undefined } else { &mut undefined }.insert(sym.name.clone());
+    }
+    // a name referenced strongly anywhere in the module must be resolved
+    let weak_undefined: Vec<String> = weak_undefined.difference(&undefined).cloned().collect();
+    let constructors = objects.iter().filter(|o| o.summary.has_constructors).map(|o| o.origin.clone()).collect();
+    let library_names: BTreeSet<String> = objects.iter().flat_map(|o| o.summary.library_names.iter().cloned()).collect();
+    Ok(Module {
+        format: MODULE_FORMAT,
+        so_name,
+        path: record.output.clone(),
+        soname: record.soname.clone(),
+        md5: record.md5.clone(),
+        driver: record.driver.clone(),
+        objects: objects.into_iter().map(|c| ModuleObject { origin: c.origin, md5: c.md5 }).collect(),
+        libs: record.libs.clone(),
+        lib_dirs: record.lib_dirs.clone(),
+        shared_inputs,
+        linker_flags: record.linker_flags.clone(),
+        exports,
+        mangled: defined.len(),
+        defined: defined.into_values().collect(),
+        undefined: undefined.into_iter().collect(),
+        weak_undefined,
+        constructors,
+        library_names: library_names.into_iter().collect(),
+        bindings: BTreeMap::new(),
+    })
+}
+
+/// Read an object's symbols; an object holding GCC LTO IR is first compiled to
+/// ordinary relocatable code, since names inside IR cannot be renamed.
+fn load_candidate(db: &CaptureDb, origin: String, md5: &str, scratch: &std::path::Path) -> Result<Candidate> {
+    let bytes = db.read_object(md5)?;
+    let summary = elf::summarize_object(&bytes).with_context(|| origin.clone())?;
+    if !summary.has_lto {
+        return Ok(Candidate { origin, md5: md5.to_string(), summary });
+    }
+    let converted = toolchain::lto_to_regular_object(&bytes, scratch)
+        .with_context(|| format!("{origin}: GCC LTO object cannot be turned into regular code; rebuild it without -flto"))?;
+    let summary = elf::summarize_object(&converted).with_context(|| format!("{origin} (after LTO)"))?;
+    if summary.has_lto {
+        bail!("{origin}: still holds LTO IR after `-flinker-output=nolto-rel`; rebuild it without -flto");
+    }
+    Ok(Candidate { origin: format!("lto:{origin}"), md5: db.store_object(&converted)?, summary })
+}
+
+/// The shared link's archive semantics: all direct objects are in; an archive member is
+/// in when it defines a symbol that is still undefined, repeated until nothing changes.
+fn select_archive_members(direct: Vec<Candidate>, archives: Vec<Vec<Candidate>>) -> Vec<Candidate> {
+    let mut defined: HashSet<String> = HashSet::new();
+    let mut undefined: BTreeSet<String> = BTreeSet::new();
+    let take = |object: &Candidate, defined: &mut HashSet<String>, undefined: &mut BTreeSet<String>| {
+        for sym in object.summary.globals.iter().filter(|s| s.defined) {
+            defined.insert(sym.name.clone());
+            undefined.remove(&sym.name);
+        }
+        for sym in object.summary.globals.iter().filter(|s| !s.defined) {
+            if !defined.contains(&sym.name) {
+                undefined.insert(sym.name.clone());
+            }
+        }
+    };
+    for object in &direct {
+        take(object, &mut defined, &mut undefined);
+    }
+    let mut selected = direct;
+    for members in archives {
+        let mut pending: Vec<Option<Candidate>> = members.into_iter().map(Some).collect();
+        loop {
+            let mut changed = false;
+            for slot in pending.iter_mut() {
+                let wanted = slot.as_ref().is_some_and(|m| {
+                    m.summary.globals.iter().any(|s| s.defined && undefined.contains(&s.name))
+                });
+                if wanted {
+                    let member = slot.take().unwrap();
+                    take(&member, &mut defined, &mut undefined);
+                    selected.push(member);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+    selected
+}

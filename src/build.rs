@@ -1,0 +1,215 @@
+//! `dlstatic build`: CPython source → static interpreter payload.
+//!
+//! 1. configure + make CPython under capture (cached, see cpython.rs)
+//! 2. link python.o + libpython + every stdlib module not skipped (link.rs)
+//! 3. assemble the payload (payload.rs) in a staging directory next to OUT
+//! 4. verify it in an empty root (verify.rs), then swap it into place
+//!
+//! OUT is replaced only when every step worked; logs are in OUT.km/logs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::link::{self, LinkOptions};
+use crate::packages::InstalledPackages;
+use crate::payload::{self, Manifest, PayloadOptions};
+use crate::audit::{self, Severity};
+use crate::db::{CaptureDb, LinkRecord};
+use crate::{cpython, packages, verify};
+
+/// extensions/skip_builtins.txt as shipped, the default skip list.
+const DEFAULT_SKIP_LIST: &str = include_str!("../extensions/skip_builtins.txt");
+
+pub struct BuildOptions {
+    /// Third-party packages (modules.txt); None: the stdlib only.
+    pub modules: Option<PathBuf>,
+    pub python_src: Option<PathBuf>,
+    /// None: DEFAULT_SKIP_LIST.
+    pub skip: Option<PathBuf>,
+    pub out: PathBuf,
+    pub jobs: usize,
+    pub keep_so: bool,
+    pub full_stdlib: bool,
+    pub verify: bool,
+}
+
+pub fn build(options: &BuildOptions) -> Result<()> {
+    let started = Instant::now();
+    let (skip, skip_source) = match &options.skip {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read skip list", path.display()))?;
+            (parse_skip_list(&text, path)?, path.display().to_string())
+        }
+        None => (parse_skip_list(DEFAULT_SKIP_LIST, Path::new("extensions/skip_builtins.txt"))?, "extensions/skip_builtins.txt".into()),
+    };
+    let out = std::path::absolute(&options.out)?;
+    let km = link::work_dir(&out);
+    let logs = km.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
+    let source = match &options.python_src {
+        Some(source) => source.clone(),
+        None => cpython::default_source()?,
+    };
+    if !source.exists() {
+        bail!("{}: CPython source not found", source.display());
+    }
+
+    let python = cpython::build(&source, options.jobs, &logs)?;
+    if python.reused {
+        eprintln!("dlstatic: reused the CPython {} build cached at {}", python.version, python.tree.parent().unwrap().display());
+    }
+
+    let parent = out.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let staging = tempfile::Builder::new().prefix(".dlstatic-staging").tempdir_in(parent)?;
+    let root = staging.path();
+    std::fs::create_dir_all(root.join("bin"))?;
+    let interpreter = root.join("bin").join(format!("python{}", python.version));
+    let packages = match &options.modules {
+        Some(modules) => {
+            let installed = packages::install(modules, &python, &km)?;
+            if installed.reused {
+                eprintln!("dlstatic: reused {} built packages from {}", installed.packages.len(), km.join("packages").display());
+            }
+            Some(installed)
+        }
+        None => None,
+    };
+    // of a pip build's captured links, those whose output was installed
+    let installed_modules = match &packages {
+        Some(installed) => match_installed_modules(&installed.site, &installed.db)?,
+        None => BTreeMap::new(),
+    };
+    let extra_dbs: Vec<(PathBuf, BTreeSet<String>)> = match &packages {
+        Some(installed) => vec![(installed.db.clone(), installed_modules.values().cloned().collect())],
+        None => Vec::new(),
+    };
+
+    let main_inputs = python.main_inputs()?;
+    let exclude: Vec<String> = skip.iter().map(|name| format!("{name}.*")).collect();
+    let report = audit::audit(&python.db, &extra_dbs, &main_inputs, &exclude).context("auditing the modules")?;
+    crate::fsutil::write_atomic(&km.join("audit.json"), &serde_json::to_vec_pretty(&report)?)?;
+    eprintln!(
+        "dlstatic: audit: {} errors, {} warnings, {} info ({})",
+        report.count(Severity::Error), report.count(Severity::Warning), report.count(Severity::Info), km.join("audit.json").display()
+    );
+    let link_options = LinkOptions {
+        db: python.db.clone(),
+        output: interpreter.clone(),
+        work: km.join("link"),
+        only: Vec::new(),
+        exclude,
+        extra_dbs,
+        main_inputs,
+        linker_args: Vec::new(),
+    };
+    let summary = link::link(&link_options).context("linking the static interpreter")?;
+    if summary.reused == summary.modules.len() {
+        eprintln!("dlstatic: reused all {} converted modules from {}", summary.reused, link_options.work.display());
+    }
+
+    let payload_options = PayloadOptions { keep_so: options.keep_so, full_stdlib: options.full_stdlib };
+    let site = packages.as_ref().map(|p| p.site.as_path());
+    let site = site.map(|site| (site, &installed_modules));
+    let manifest = payload::assemble(root, &python.installed, site, &python.version, &summary.modules, &payload_options)?;
+    let mut manifest = manifest;
+    describe_packages(&mut manifest, packages.as_ref(), options.modules.as_deref())?;
+    crate::fsutil::write_atomic(&km.join("manifest.json"), &serde_json::to_vec_pretty(&manifest)?)?;
+    for name in &manifest.skipped {
+        eprintln!("dlstatic: skipped {name} (listed in {skip_source})");
+    }
+
+    if options.verify {
+        verify::verify(root, &manifest).context("verifying the new payload (OUT left as it was)")?;
+    }
+    replace_dir(root, &out)?;
+    let _ = staging.keep();
+    let stdlib = manifest.modules.iter().filter(|m| m.package == "stdlib").count();
+    eprintln!(
+        "dlstatic: built {} — static python{} with {stdlib} stdlib modules ({} skipped) and {} third-party modules linked in, in {:.1?}",
+        out.display(), python.version, manifest.skipped.len(), manifest.modules.len() - stdlib, started.elapsed()
+    );
+    Ok(())
+}
+
+/// pip's name normalization (PEP 503), to match dist-info names with requirements.
+fn normalized(name: &str) -> String {
+    name.to_lowercase().replace(['_', '.'], "-")
+}
+
+/// Each module's build backend, and the smoke tests found next to modules.txt
+/// (`smoke/<package>.py`) for the packages that were installed.
+fn describe_packages(manifest: &mut Manifest, packages: Option<&InstalledPackages>, modules: Option<&Path>) -> Result<()> {
+    for module in &mut manifest.modules {
+        module.backend = match packages.and_then(|p| p.packages.iter().find(|p| normalized(&p.name) == normalized(&module.package))) {
+            Some(package) => package.backend.clone(),
+            None => "CPython".to_string(),
+        };
+    }
+    let (Some(packages), Some(modules)) = (packages, modules) else { return Ok(()) };
+    let smoke_dir = modules.parent().unwrap_or(Path::new(".")).join("smoke");
+    for package in &packages.packages {
+        let script = smoke_dir.join(format!("{}.py", normalized(&package.name)));
+        if script.is_file() {
+            let code = std::fs::read_to_string(&script).with_context(|| format!("{}: cannot read", script.display()))?;
+            manifest.smoke_tests.insert(package.name.clone(), code);
+        }
+    }
+    Ok(())
+}
+
+/// The module id (md5 of the linked output) of every extension module installed below
+/// `site`: by the installed file's md5, or, where the install step changed the file
+/// (CMake rewrites RPATHs), by the one captured link with the same file name.
+fn match_installed_modules(site: &Path, db: &Path) -> Result<BTreeMap<PathBuf, String>> {
+    let records = CaptureDb::open_existing(db)?.records()?;
+    let mut matched = BTreeMap::new();
+    for so in payload::extension_files(site)? {
+        let md5 = format!("{:x}", md5::compute(std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?));
+        if records.iter().any(|r| r.md5 == md5) {
+            matched.insert(so, md5);
+            continue;
+        }
+        let name = so.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let same_name: Vec<&LinkRecord> = records.iter().filter(|r| r.output.rsplit('/').next() == Some(name.as_str())).collect();
+        match same_name.as_slice() {
+            [record] => {
+                matched.insert(so, record.md5.clone());
+            }
+            [] => bail!("{}: installed, but no captured link produced it (a prebuilt binary in the sdist?); it cannot be linked", so.display()),
+            _ => bail!("{}: changed after its link, and {} captured links have its name; cannot tell which one it is", so.display(), same_name.len()),
+        }
+    }
+    Ok(matched)
+}
+
+/// Put `new` where `out` is: the old OUT is moved aside first and removed after.
+fn replace_dir(new: &Path, out: &Path) -> Result<()> {
+    let old = out.with_file_name(format!(".{}.old", out.file_name().unwrap_or_default().to_string_lossy()));
+    let _ = std::fs::remove_dir_all(&old);
+    if out.exists() {
+        std::fs::rename(out, &old).with_context(|| format!("{}: cannot move the previous OUT aside", out.display()))?;
+    }
+    std::fs::rename(new, out).with_context(|| format!("{}: cannot move the new payload into place", out.display()))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// `skip_builtins.txt`: one stdlib module name per line, `#` comments.
+fn parse_skip_list(text: &str, path: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let name = line.split('#').next().unwrap_or("").trim();
+        if name.is_empty() {
+            continue;
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("{}:{}: `{name}` is not a module name (one name per line, # for comments)", path.display(), number + 1);
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
+}

@@ -1,0 +1,220 @@
+//! Stage 1, capture: the compiler wrapper (`dlstatic cc|c++ ARGS…`) and
+//! `dlstatic capture -- CMD`, which runs a whole build with the wrapper in place.
+//!
+//! The wrapper runs the real compiler with the same arguments. When the command links
+//! a shared object it also snapshots every input into the capture db: build systems
+//! (pip, meson) delete their build directories, so the objects must be copied while
+//! they exist.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::compiler_args::{self, CompilerCommand};
+use crate::db::{ArchiveMember, CaptureDb, LinkInput, LinkRecord, RECORD_VERSION};
+use crate::elf::{self, FileKind};
+
+/// Names under which the dlstatic executable acts as the wrapper without a subcommand.
+pub const LINK_NAME_C: &str = "dlstatic-cc";
+pub const LINK_NAME_CXX: &str = "dlstatic-c++";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    C,
+    Cxx,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::C => "cc",
+            Driver::Cxx => "c++",
+        }
+    }
+
+    /// The real compiler command, e.g. `["ccache", "gcc"]`.
+    pub fn real_command(self) -> Vec<String> {
+        let (var, default) = match self {
+            Driver::C => ("DLSTATIC_REAL_CC", "cc"),
+            Driver::Cxx => ("DLSTATIC_REAL_CXX", "c++"),
+        };
+        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+        value.as_deref().unwrap_or(default).split_whitespace().map(String::from).collect()
+    }
+}
+
+/// `dlstatic cc|c++ ARGS…`: returns the exit code to leave with.
+pub fn run_wrapper(driver: Driver, args: &[String]) -> Result<i32> {
+    let cmd = compiler_args::parse(args);
+    let db_dir = std::env::var_os("DLSTATIC_DB").filter(|v| !v.is_empty());
+    let (Some(db_dir), true) = (db_dir, cmd.links_shared_object) else {
+        return run_real(driver, args);
+    };
+    let db = CaptureDb::open(Path::new(&db_dir))?;
+
+    // Sources in a link command are compiled here first, so their objects exist to be captured.
+    let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let mut link_args = cmd.args.clone();
+    let mut inputs = cmd.inputs.clone();
+    for (n, &input_index) in cmd.sources.iter().enumerate() {
+        let source = &cmd.inputs[input_index];
+        let object = scratch.path().join(format!("{n}.o")).to_string_lossy().into_owned();
+        let code = run_real(driver, &compiler_args::compile_only_args(&cmd, source, &object))?;
+        if code != 0 {
+            return Ok(code);
+        }
+        link_args[cmd.input_positions[input_index]] = object.clone();
+        inputs[input_index] = object;
+    }
+
+    let code = run_real(driver, &link_args)?;
+    if code != 0 {
+        return Ok(code);
+    }
+    let record = record_link(&db, driver, &cmd, &inputs)
+        .with_context(|| format!("capturing the link of {}", cmd.output.as_deref().unwrap_or("a.out")))?;
+    db.write_record(&record)?;
+    Ok(0)
+}
+
+fn run_real(driver: Driver, args: &[String]) -> Result<i32> {
+    let real = driver.real_command();
+    let status = Command::new(&real[0])
+        .args(&real[1..])
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run the real compiler `{}` (set DLSTATIC_REAL_{})", real.join(" "),
+            if driver == Driver::C { "CC" } else { "CXX" }))?;
+    Ok(exit_code(status))
+}
+
+pub fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn record_link(db: &CaptureDb, driver: Driver, cmd: &CompilerCommand, inputs: &[String]) -> Result<LinkRecord> {
+    let cwd = std::env::current_dir()?;
+    let output = cwd.join(cmd.output.as_deref().unwrap_or("a.out"));
+    let bytes = std::fs::read(&output).with_context(|| format!("{}: cannot read link output", output.display()))?;
+    let interface = elf::shared_object_interface(&bytes)
+        .with_context(|| format!("{}: cannot read link output", output.display()))?;
+    let lib_dirs: Vec<PathBuf> = cmd.lib_dirs.iter().map(|d| cwd.join(d)).collect();
+
+    let mut recorded = Vec::new();
+    for input in inputs {
+        recorded.push(snapshot_input(db, &cwd.join(input))?);
+    }
+    // A -lNAME that the linker found as a static archive in one of the build's own -L
+    // directories is part of the module, like an archive given by path.
+    let mut libs = Vec::new();
+    for lib in &cmd.libs {
+        match static_archive_in_build_dirs(lib, &lib_dirs) {
+            Some(archive) => recorded.push(snapshot_input(db, &archive)?),
+            None => libs.push(lib.clone()),
+        }
+    }
+    Ok(LinkRecord {
+        version: RECORD_VERSION,
+        output: output.to_string_lossy().into_owned(),
+        md5: format!("{:x}", md5::compute(&bytes)),
+        soname: interface.soname,
+        cwd: cwd.to_string_lossy().into_owned(),
+        driver: driver.name().to_string(),
+        argv: cmd.args.clone(),
+        inputs: recorded,
+        libs,
+        lib_dirs: lib_dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect(),
+        linker_flags: cmd.linker_flags.clone(),
+        exports: interface.exports,
+    })
+}
+
+/// The linker's choice for `-lNAME` among the -L directories: the first directory
+/// holding `libNAME.so` or `libNAME.a` wins, and within it the shared library.
+/// Only a static archive counts here; system directories are left to the link stage.
+fn static_archive_in_build_dirs(lib: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    if lib.starts_with(':') {
+        let file = dirs.iter().map(|d| d.join(&lib[1..])).find(|p| p.is_file())?;
+        return file.extension().is_some_and(|e| e == "a").then_some(file);
+    }
+    for dir in dirs {
+        if dir.join(format!("lib{lib}.so")).exists() {
+            return None;
+        }
+        let archive = dir.join(format!("lib{lib}.a"));
+        if archive.is_file() {
+            return Some(archive);
+        }
+    }
+    None
+}
+
+fn snapshot_input(db: &CaptureDb, path: &Path) -> Result<LinkInput> {
+    let display = path.to_string_lossy().into_owned();
+    let bytes = std::fs::read(path).with_context(|| format!("{display}: cannot read link input"))?;
+    Ok(match elf::file_kind(&bytes) {
+        FileKind::Relocatable => LinkInput::Object { path: display, md5: db.store_object(&bytes)? },
+        FileKind::Archive | FileKind::ThinArchive => {
+            LinkInput::Archive { members: snapshot_archive_members(db, path, &bytes)?, path: display }
+        }
+        FileKind::SharedObject => LinkInput::Shared { path: display },
+        FileKind::Other => LinkInput::Other { path: display },
+    })
+}
+
+/// Copy every member of a regular or thin archive into the db. Thin archives hold only
+/// member paths (relative to the archive), so the member files are read now.
+fn snapshot_archive_members(db: &CaptureDb, path: &Path, bytes: &[u8]) -> Result<Vec<ArchiveMember>> {
+    let display = path.display();
+    let archive = object::read::archive::ArchiveFile::parse(bytes)
+        .map_err(|e| anyhow!("{display}: malformed archive: {e}"))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut members = Vec::new();
+    for member in archive.members() {
+        let member = member.map_err(|e| anyhow!("{display}: malformed archive: {e}"))?;
+        let name = String::from_utf8_lossy(member.name()).into_owned();
+        let data = if member.is_thin() {
+            let member_path = base.join(&name);
+            std::fs::read(&member_path)
+                .with_context(|| format!("{}: member of thin archive {display} is missing", member_path.display()))?
+        } else {
+            member.data(bytes).map_err(|e| anyhow!("{display}({name}): {e}"))?.to_vec()
+        };
+        members.push(ArchiveMember { name, md5: db.store_object(&data)? });
+    }
+    Ok(members)
+}
+
+/// `dlstatic capture --db DIR -- CMD ARGS…`
+pub fn run_capture(db_dir: &Path, command: &[String]) -> Result<i32> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("capture: no command given (usage: dlstatic capture --db DIR -- CMD ARGS…)");
+    };
+    CaptureDb::open(db_dir)?;
+    let db_dir = std::path::absolute(db_dir)?;
+    let exe = std::env::current_exe().context("cannot locate the dlstatic executable")?;
+    let exe_text = exe.to_string_lossy();
+    let mut child = Command::new(program);
+    child.args(args).env("DLSTATIC_DB", &db_dir);
+    child.env("CC", format!("{exe_text} cc")).env("CXX", format!("{exe_text} c++"));
+    child.env("LDSHARED", format!("{exe_text} cc -shared")).env("LDCXXSHARED", format!("{exe_text} c++ -shared"));
+    // A compiler the user chose with CC/CXX stays the real compiler behind the wrapper.
+    for (var, real_var) in [("CC", "DLSTATIC_REAL_CC"), ("CXX", "DLSTATIC_REAL_CXX")] {
+        if let (Some(user), None) = (std::env::var_os(var), std::env::var_os(real_var)) {
+            if !user.to_string_lossy().contains(exe_text.as_ref()) {
+                child.env(real_var, OsString::from(user));
+            }
+        }
+    }
+    // cargo (maturin, setuptools-rust) links with one program, not `dlstatic cc`
+    let links = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let linker = links.path().join(LINK_NAME_C);
+    std::os::unix::fs::symlink(&exe, &linker).context("cannot create the dlstatic-cc link")?;
+    let target = env!("DLSTATIC_TARGET").to_uppercase().replace('-', "_");
+    child.env(format!("CARGO_TARGET_{target}_LINKER"), &linker);
+    let status = child.status().with_context(|| format!("capture: cannot run `{program}`"))?;
+    Ok(exit_code(status))
+}

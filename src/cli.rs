@@ -1,0 +1,236 @@
+//! Command line: `dlstatic cc|c++` (the wrapper, arguments passed through untouched),
+//! `capture` and `link`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::audit::{self, Severity};
+use crate::build::{self, BuildOptions};
+use crate::capture::{self, Driver};
+use crate::link::{self, LinkOptions};
+use crate::verify;
+
+#[derive(Parser)]
+#[command(
+    name = "dlstatic",
+    version,
+    about = "Link a program and the shared objects it dlopens into one static executable",
+    long_about = "Link a program and the shared objects it dlopens into one static executable.\n\n\
+Build your plugins (or Python extension modules) under capture, then link:\n\n  \
+dlstatic capture --db db -- make plugins      # every `cc -shared` link is recorded\n  \
+dlstatic link --db db -o host-static host.o    # renamed, registered, linked -static\n\n\
+The static binary keeps calling dlopen(\"plugins/a.so\") as before; the runtime shim answers\n\
+from the modules linked into it, matched by md5 (or by a stub file holding the id, see\n\
+OUT.km/<module>.km.id). No shared object is ever loaded.\n\n\
+Compiler wrapper: `dlstatic cc ARGS…` / `dlstatic c++ ARGS…` run $DLSTATIC_REAL_CC / \
+$DLSTATIC_REAL_CXX (default cc / c++) and record shared links into $DLSTATIC_DB.\n\n\
+Environment of the static binary: DLSTATIC_DEBUG=1 logs every dl* call to stderr; \
+DLSTATIC_FALLBACK=1 hands paths that are not linked in to the real loader."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build CPython under capture and turn it into one static interpreter with every
+    /// stdlib extension module linked in
+    #[command(after_help = "Output (OUT, default dist/): bin/python3.11 (+ python3, python), lib/python3.11/ with
+one id stub per module in lib-dynload/, etc/ with minimal hosts, passwd, group, nsswitch.conf.
+OUT.km/ holds logs/, link/ (per-module work files), manifest.json. OUT is replaced only when
+every step, including `verify`, worked.
+The CPython build is cached in ~/.cache/dlstatic/cpython/<source md5>/ ($DLSTATIC_CACHE).
+Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'")]
+    Build {
+        /// Third-party packages to link in: pip requirement lines (pip freeze output
+        /// works), `-r FILE`, or Kontain's `<name> <version> [<url>] ["<build deps>"]`
+        #[arg(long, value_name = "FILE")]
+        modules: Option<PathBuf>,
+        /// CPython source: an unpacked tree or a .tar.gz/.tar.xz [default: newest
+        /// python3.11_*.orig.tar.* in ~/.cache/dlstatic/src, fetched by `make python-src`]
+        #[arg(long, value_name = "DIR|TARBALL")]
+        python_src: Option<PathBuf>,
+        /// Stdlib modules to leave out, one per line [default: the built-in copy of
+        /// extensions/skip_builtins.txt]
+        #[arg(long, value_name = "FILE")]
+        skip: Option<PathBuf>,
+        /// The payload directory
+        #[arg(long, value_name = "DIR", default_value = "dist")]
+        out: PathBuf,
+        /// Parallel jobs for make
+        #[arg(long, value_name = "N", default_value_t = default_jobs())]
+        jobs: usize,
+        /// Keep the original .so files in lib-dynload instead of id stubs
+        #[arg(long)]
+        keep_so: bool,
+        /// Keep test/, idlelib, tkinter, turtledemo and ensurepip in the payload
+        #[arg(long)]
+        full_stdlib: bool,
+        /// Do not run `verify` on the result
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Explain every symbol conflict and everything that blocks or changes a static link
+    #[command(after_help = "Findings have a kind, a severity (error, warning, info), the modules and symbols involved\n\
+and a sentence saying what dlstatic does or what to do. Kinds: duplicate-definition,\n\
+cross-module-reference, ambiguous-reference, unresolved-symbol, missing-static-library,\n\
+duplicate-basename, unlinkable-object, lto-object, constructor, dlopen-call, nss-call.\n\
+--json prints the report as documented in docs/audit.md.\n\
+Exit code: 0 clean, 1 errors (or warnings with --strict), 2 bad usage.\n\
+Example: dlstatic audit --db db host.o")]
+    Audit {
+        /// Capture db directory
+        #[arg(long)]
+        db: PathBuf,
+        /// The main program's objects, archives and -l flags (what `link` would get)
+        #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
+        main_inputs: Vec<String>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Warnings fail too (exit 1)
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Run OUT's interpreter in an empty root holding only OUT; import every module and
+    /// dlsym every export; print a table, exit 1 on any failure
+    Verify {
+        /// A payload made by `dlstatic build`
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
+    },
+    /// Run CMD with CC, CXX, LDSHARED and LDCXXSHARED pointing at the dlstatic wrapper
+    #[command(after_help = "Example: dlstatic capture --db db -- sh -c 'cc -fPIC -c p.c && cc -shared p.o -o p.so'\n\
+Exit code: CMD's. A CC/CXX already set in the environment becomes the real compiler.")]
+    Capture {
+        /// Capture db directory (created if missing)
+        #[arg(long)]
+        db: PathBuf,
+        /// The build command and its arguments
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Rename, register and statically link every captured shared object with MAIN_INPUTs
+    #[command(after_help = "MAIN_INPUTs are passed to the compiler driver as given: objects, archives, -l flags.\n\
+LINKER_ARGS after `--` go last on the link line.\n\
+Work files (per module .km.json, .km.symmap, .km.symbols.c, .km.a, .km.id; link logs) go to OUT.km/.\n\
+Example: dlstatic link --db db -o host-static host.o -- -lm")]
+    Link {
+        /// Capture db directory
+        #[arg(long)]
+        db: PathBuf,
+        /// The static executable to write
+        #[arg(short = 'o', value_name = "OUT")]
+        output: PathBuf,
+        /// Link only captured objects whose path or basename matches GLOB (repeatable)
+        #[arg(long, value_name = "GLOB")]
+        only: Vec<String>,
+        /// Objects, archives and -l flags of the main program, then optionally
+        /// `-- LINKER_ARGS…` for the end of the final link line
+        #[arg(value_name = "MAIN_INPUT", required = true, allow_hyphen_values = true, num_args = 1..)]
+        main_inputs: Vec<String>,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    // The wrapper takes the compiler's arguments verbatim (including --help). It is
+    // `dlstatic cc ARGS`, or a link named dlstatic-cc for tools that want one program
+    // path as the compiler or linker (cargo's linker setting).
+    let invoked_as = Path::new(&args[0]).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let wrapper = match (invoked_as.as_str(), args.get(1).map(String::as_str)) {
+        (capture::LINK_NAME_C, _) => Some((Driver::C, &args[1..])),
+        (capture::LINK_NAME_CXX, _) => Some((Driver::Cxx, &args[1..])),
+        (_, Some("cc")) => Some((Driver::C, &args[2..])),
+        (_, Some("c++")) => Some((Driver::Cxx, &args[2..])),
+        _ => None,
+    };
+    let result = match wrapper {
+        Some((driver, rest)) => capture::run_wrapper(driver, rest),
+        None => run(Cli::parse()),
+    };
+    let wrapper = wrapper.map(|(driver, _)| driver);
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            let prefix = match wrapper {
+                Some(driver) => format!("dlstatic {}", driver.name()),
+                None => "dlstatic".to_string(),
+            };
+            eprintln!("{prefix}: error: {error:#}");
+            1
+        }
+    }
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Build { modules, python_src, skip, out, jobs, keep_so, full_stdlib, no_verify } => {
+            build::build(&BuildOptions { modules, python_src, skip, out, jobs, keep_so, full_stdlib, verify: !no_verify })?;
+            Ok(0)
+        }
+        Command::Audit { db, mut main_inputs, mut json, mut strict } => {
+            // MAIN_INPUTs may start with '-' (-lm), so clap takes a later --json as one of them
+            main_inputs.retain(|arg| match arg.as_str() {
+                "--json" => {
+                    json = true;
+                    false
+                }
+                "--strict" => {
+                    strict = true;
+                    false
+                }
+                _ => true,
+            });
+            let report = match audit::audit(&db, &[], &main_inputs, &[]) {
+                Ok(report) => report,
+                Err(error) => {
+                    eprintln!("dlstatic: error: {error:#}");
+                    return Ok(2);
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", audit::render_text(&report, audit::stdout_is_terminal()));
+            }
+            let failing = report.count(Severity::Error) + if strict { report.count(Severity::Warning) } else { 0 };
+            Ok(i32::from(failing > 0))
+        }
+        Command::Verify { out } => {
+            let manifest = verify::read_manifest(&out)?;
+            verify::verify(&out, &manifest)?;
+            Ok(0)
+        }
+        Command::Capture { db, command } => capture::run_capture(&db, &command),
+        Command::Link { db, output, only, mut main_inputs } => {
+            // clap keeps the `--` among the hyphen-friendly inputs; everything after it is LINKER_ARGS
+            let linker_args = match main_inputs.iter().position(|a| a == "--") {
+                Some(at) => main_inputs.split_off(at).split_off(1),
+                None => Vec::new(),
+            };
+            if main_inputs.is_empty() {
+                anyhow::bail!("link: no MAIN_INPUT given before `--` (usage: dlstatic link --db DIR -o OUT MAIN_INPUT… [-- LINKER_ARGS…])");
+            }
+            let work = link::work_dir(&output);
+            let options = LinkOptions { db, output, work, only, exclude: Vec::new(), extra_dbs: Vec::new(), main_inputs, linker_args };
+            let summary = link::link(&options)?;
+            let objects: usize = summary.modules.iter().map(|m| m.objects.len()).sum();
+            let renamed: usize = summary.modules.iter().map(|m| m.mangled).sum();
+            let exports: usize = summary.modules.iter().map(|m| m.exports.len()).sum();
+            eprintln!(
+                "dlstatic: wrote {} — {} modules ({} reused from {}), {} objects, {} symbols renamed, {} exports registered, {} main-program symbols",
+                options.output.display(), summary.modules.len(), summary.reused,
+                link::work_dir(&options.output).display(), objects, renamed, exports, summary.main_symbols
+            );
+            Ok(0)
+        }
+    }
+}

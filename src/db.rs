@@ -1,0 +1,127 @@
+//! The capture db: what the compiler wrapper recorded, read by every later stage.
+//!
+//! ```text
+//! DB/links/<md5>.json   one LinkRecord per shared-object link, named by the output's md5
+//! DB/objects/<md5>.o    content-addressed copies of every relocatable object that went
+//!                       into a link (direct inputs and archive members alike)
+//! ```
+//! Every file is written to a temporary name and renamed into place, so concurrent
+//! wrappers (make -j) never see half a file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+/// Bumped when LinkRecord changes shape.
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LinkRecord {
+    pub version: u32,
+    /// Output path as written by the build (absolute).
+    pub output: String,
+    /// md5 of the output after the real link: the module's id.
+    pub md5: String,
+    /// DT_SONAME of the output.
+    pub soname: Option<String>,
+    pub cwd: String,
+    /// `cc` or `c++`: which driver linked it (C++ modules need libstdc++ at the final link).
+    pub driver: String,
+    /// The full command line, response files expanded.
+    pub argv: Vec<String>,
+    pub inputs: Vec<LinkInput>,
+    pub libs: Vec<String>,
+    /// Absolute library search directories.
+    pub lib_dirs: Vec<String>,
+    pub linker_flags: Vec<String>,
+    /// Defined symbols of the output's dynamic symbol table: what dlsym can return.
+    pub exports: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LinkInput {
+    /// A relocatable object (given directly, or compiled by the wrapper from a source).
+    Object { path: String, md5: String },
+    /// A static archive; every member is snapshotted, the link uses only those it needs.
+    Archive { path: String, members: Vec<ArchiveMember> },
+    /// A shared library given by path; it must be replaced by its static archive.
+    Shared { path: String },
+    /// Anything else the linker was handed (a linker script, say).
+    Other { path: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ArchiveMember {
+    pub name: String,
+    pub md5: String,
+}
+
+pub struct CaptureDb {
+    pub root: PathBuf,
+}
+
+impl CaptureDb {
+    pub fn open(root: &Path) -> Result<Self> {
+        for sub in ["links", "objects"] {
+            std::fs::create_dir_all(root.join(sub))
+                .with_context(|| format!("{}: cannot create capture db", root.display()))?;
+        }
+        Ok(CaptureDb { root: root.to_path_buf() })
+    }
+
+    /// Open an existing db for reading; a missing or foreign directory is an error.
+    pub fn open_existing(root: &Path) -> Result<Self> {
+        if !root.join("links").is_dir() {
+            anyhow::bail!("{}: not a capture db (no links/ directory; create one with `dlstatic capture --db {}`)", root.display(), root.display());
+        }
+        Ok(CaptureDb { root: root.to_path_buf() })
+    }
+
+    pub fn object_path(&self, md5: &str) -> PathBuf {
+        self.root.join("objects").join(format!("{md5}.o"))
+    }
+
+    /// Store bytes content-addressed; returns their md5.
+    pub fn store_object(&self, bytes: &[u8]) -> Result<String> {
+        let md5 = format!("{:x}", md5::compute(bytes));
+        let path = self.object_path(&md5);
+        if !path.exists() {
+            write_atomic(&path, bytes)?;
+        }
+        Ok(md5)
+    }
+
+    pub fn write_record(&self, record: &LinkRecord) -> Result<()> {
+        let json = serde_json::to_vec_pretty(record)?;
+        write_atomic(&self.root.join("links").join(format!("{}.json", record.md5)), &json)
+    }
+
+    /// All link records, sorted by output path then md5 so every later stage is deterministic.
+    pub fn records(&self) -> Result<Vec<LinkRecord>> {
+        let dir = self.root.join("links");
+        let mut records = Vec::new();
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+                let record: LinkRecord = serde_json::from_slice(&text)
+                    .with_context(|| format!("{}: corrupt link record", path.display()))?;
+                if record.version != RECORD_VERSION {
+                    anyhow::bail!("{}: link record version {} (this dlstatic reads {RECORD_VERSION}); recapture the build", path.display(), record.version);
+                }
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| (&a.output, &a.md5).cmp(&(&b.output, &b.md5)));
+        Ok(records)
+    }
+
+    pub fn read_object(&self, md5: &str) -> Result<Vec<u8>> {
+        let path = self.object_path(md5);
+        std::fs::read(&path).with_context(|| format!("{}: missing from capture db", path.display()))
+    }
+}

@@ -1,0 +1,178 @@
+//! The system libraries modules were linked against (`-lz`, `/usr/lib/…/libfoo.so`),
+//! resolved to the static archives that replace them, and the sonames the main
+//! program answers for once they are linked in.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use crate::elf;
+use crate::toolchain::find_in_compiler_search_path;
+
+/// glibc's libraries that static libc.a contains whole (glibc >= 2.34): always linked in.
+pub const GLIBC_SONAMES: &[&str] = &["libc.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1"];
+
+/// The static archive for `-l<lib>`: the module's own -L directories first, then the
+/// compiler's search path. `-l:libfoo.so.1` asks for `libfoo.a`.
+pub fn static_archive_for(lib: &str, lib_dirs: &[String]) -> Option<PathBuf> {
+    let file = match lib.strip_prefix(':') {
+        Some(exact) => format!("{}.a", shared_stem(exact).unwrap_or(exact.trim_end_matches(".a"))),
+        None => format!("lib{lib}.a"),
+    };
+    lib_dirs
+        .iter()
+        .map(|dir| Path::new(dir).join(&file))
+        .find(|p| p.is_file())
+        .or_else(|| find_in_compiler_search_path(&file))
+}
+
+/// The static archive standing in for a shared library given by path: `libfoo.a` next
+/// to it, else wherever `-lfoo` would find it.
+pub fn static_archive_for_shared(path: &str) -> Option<PathBuf> {
+    let path = Path::new(path);
+    let stem = shared_stem(path.file_name()?.to_str()?)?;
+    let beside = path.with_file_name(format!("{stem}.a"));
+    if beside.is_file() {
+        return Some(beside);
+    }
+    static_archive_for(stem.strip_prefix("lib")?, &[])
+}
+
+/// `libfoo.so.1.2` -> `libfoo`.
+fn shared_stem(name: &str) -> Option<&str> {
+    name.find(".so").filter(|&i| name[i + 3..].is_empty() || name[i + 3..].starts_with('.')).map(|i| &name[..i])
+}
+
+/// The development symlink `lib<lib>.so` the linker would find for `-l<lib>`.
+fn shared_library_path(lib: &str, lib_dirs: &[String]) -> Option<PathBuf> {
+    if lib.starts_with(':') {
+        return None;
+    }
+    let file = format!("lib{lib}.so");
+    lib_dirs.iter().map(|dir| Path::new(dir).join(&file)).find(|p| p.is_file()).or_else(|| find_in_compiler_search_path(&file))
+}
+
+/// The system's shared library for `-l<lib>` (an ELF file, or a linker script such as
+/// Debian's libm.so naming the real one), read.
+fn system_shared_library(lib: &str, lib_dirs: &[String]) -> Option<elf::SharedInterface> {
+    let bytes = std::fs::read(shared_library_path(lib, lib_dirs)?).ok()?;
+    if elf::file_kind(&bytes) == elf::FileKind::SharedObject {
+        return elf::shared_object_interface(&bytes).ok();
+    }
+    // GROUP ( /lib/…/libm.so.6 AS_NEEDED (…) )
+    let pattern = Regex::new(&format!(r"/[^ ]*lib{}\.so\.[0-9.]+", regex::escape(lib))).ok()?;
+    let real = pattern.find(&String::from_utf8_lossy(&bytes))?.as_str().to_string();
+    elf::shared_object_interface(&std::fs::read(real).ok()?).ok()
+}
+
+/// What to tell a user who lacks `lib<lib>.a`, from dpkg's file database: which
+/// installed package ships the shared library, and whether a static one is packaged.
+pub fn static_archive_advice(lib: &str, lib_dirs: &[String]) -> String {
+    let owner = |path: &Path| -> Option<String> {
+        let out = std::process::Command::new("dpkg").arg("-S").arg(path).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        out.status.success().then(|| text.split(':').next().unwrap_or("").trim().to_string()).filter(|p| !p.is_empty())
+    };
+    if let Some(dev) = shared_library_path(lib, lib_dirs) {
+        return match owner(&dev) {
+            Some(package) => format!("Debian package {package} provides lib{lib}.so but no static archive is packaged"),
+            None => format!("{} is not from a Debian package; build or install lib{lib}.a", dev.display()),
+        };
+    }
+    let runtime = glob_runtime_library(lib);
+    match runtime.as_deref().and_then(owner) {
+        Some(package) => format!("only the runtime library is installed (Debian package {package}); install its -dev package, which may ship lib{lib}.a"),
+        None => format!("no lib{lib} is installed at all"),
+    }
+}
+
+/// `lib<lib>.so.N` in the usual library directories.
+fn glob_runtime_library(lib: &str) -> Option<PathBuf> {
+    let prefix = format!("lib{lib}.so.");
+    ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/lib"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten().map(|e| e.path()))
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+}
+
+/// The soname a program linked with `-l<lib>` would have asked the loader for.
+pub fn soname_for(lib: &str, lib_dirs: &[String]) -> Option<String> {
+    system_shared_library(lib, lib_dirs)?.soname
+}
+
+/// What `cc -static` links by itself: libgcc and libgcc_eh stand in for libgcc_s.
+pub fn provided_by_driver(lib: &str) -> bool {
+    matches!(lib, "gcc_s" | "gcc" | "gcc_eh")
+}
+
+/// glibc's libraries: their code is in libc.a (or libm.a, which -lm brings) already.
+const IN_LIBC: &[&str] = &["c", "m", "dl", "pthread", "rt", "util", "resolv", "mvec"];
+
+/// The libraries `-l<lib>` needs when linked statically: its shared library's DT_NEEDED
+/// entries (what the dynamic loader would have brought along) and what
+/// `pkg-config --static --libs-only-l` adds, without glibc's own.
+pub fn static_dependencies(lib: &str, lib_dirs: &[String]) -> Vec<String> {
+    let mut deps: Vec<String> = system_shared_library(lib, lib_dirs)
+        .map(|shared| shared.needed.iter().filter_map(|soname| lib_name_of_soname(soname)).collect())
+        .unwrap_or_default();
+    deps.extend(pkg_config_static_libs(lib));
+    let mut seen = std::collections::HashSet::new();
+    deps.retain(|dep| dep != lib && !IN_LIBC.contains(&dep.as_str()) && !dep.starts_with("ld-linux") && seen.insert(dep.clone()));
+    deps
+}
+
+/// `libgssapi_krb5.so.2` -> `gssapi_krb5`.
+fn lib_name_of_soname(soname: &str) -> Option<String> {
+    Some(shared_stem(soname)?.strip_prefix("lib")?.to_string())
+}
+
+fn pkg_config_static_libs(lib: &str) -> Vec<String> {
+    // -ltk8.6 is described by tk.pc, -lssl by libssl.pc, -lX11 by x11.pc
+    let unversioned = lib.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    for package in [lib.to_string(), format!("lib{lib}"), unversioned.to_string(), lib.to_lowercase()] {
+        let Ok(out) = std::process::Command::new("pkg-config").args(["--static", "--libs-only-l", &package]).output() else {
+            return Vec::new();
+        };
+        if out.status.success() && !package.is_empty() {
+            return String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|flag| flag.strip_prefix("-l"))
+                .map(String::from)
+                .collect();
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_stems() {
+        assert_eq!(shared_stem("libz.so"), Some("libz"));
+        assert_eq!(shared_stem("libz.so.1.2.13"), Some("libz"));
+        assert_eq!(shared_stem("libsomething.a"), None);
+    }
+
+    #[test]
+    fn zlib_resolves_to_its_archive_and_soname() {
+        let archive = static_archive_for("z", &[]).expect("libz.a (zlib1g-dev) is installed");
+        assert!(archive.ends_with("libz.a"));
+        assert_eq!(soname_for("z", &[]).as_deref(), Some("libz.so.1"));
+        assert_eq!(soname_for("m", &[]).as_deref(), Some("libm.so.6"));
+        assert!(static_archive_for("nosuchlib", &[]).is_none());
+    }
+
+    #[test]
+    fn static_dependencies_follow_dt_needed_and_pkg_config() {
+        // libtirpc.so.3 needs libgssapi_krb5.so.2 (DT_NEEDED); pkg-config does not say so
+        assert!(static_dependencies("tirpc", &[]).contains(&"gssapi_krb5".to_string()));
+        // libssl needs libcrypto; glibc's own libraries never appear
+        let ssl = static_dependencies("ssl", &[]);
+        assert!(ssl.contains(&"crypto".to_string()), "{ssl:?}");
+        assert!(!ssl.iter().any(|d| IN_LIBC.contains(&d.as_str())), "{ssl:?}");
+        assert_eq!(lib_name_of_soname("libgssapi_krb5.so.2").as_deref(), Some("gssapi_krb5"));
+    }
+}

@@ -1,0 +1,91 @@
+//! Stage 3, mangle: give every symbol a module defines a name of its own, so two
+//! modules may both define `helper` or `PyInit__speedups`.
+//!
+//! The rewrite is done in place rather than by rebuilding the object: copy the file,
+//! append a new string table at its end, point the `.strtab` section header at it and
+//! patch `st_name` of the renamed symbols. Everything else (sections, relocations,
+//! COMDAT groups, debug info) stays byte-for-byte, which is why this works on g++
+//! COMDAT groups, `-g3` objects and clang objects alike. Group signatures are symbols,
+//! so they follow the rename: each module keeps its own copy of inline functions.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, anyhow, bail};
+use object::elf;
+use object::read::elf::{FileHeader, SectionHeader, Sym};
+
+use crate::elf::parse_header;
+
+const SYM64_SIZE: usize = 24;
+const ST_NAME_OFFSET: usize = 0;
+
+/// Rename every non-local symbol (defined or undefined) whose name is a key of `renames`.
+/// Returns the rewritten object and how many symbol entries changed.
+pub fn rename_symbols(bytes: &[u8], renames: &HashMap<String, String>) -> Result<(Vec<u8>, usize)> {
+    let (header, endian) = parse_header(bytes)?;
+    if header.e_type(endian) != elf::ET_REL {
+        bail!("not a relocatable object");
+    }
+    let sections = header.sections(endian, bytes).map_err(|e| anyhow!("malformed sections: {e}"))?;
+    let symbols = sections
+        .symbols(endian, bytes, elf::SHT_SYMTAB)
+        .map_err(|e| anyhow!("malformed symbol table: {e}"))?;
+    if symbols.is_empty() {
+        return Ok((bytes.to_vec(), 0));
+    }
+    let symtab_offset = sections
+        .section(symbols.section())
+        .map_err(|e| anyhow!("{e}"))?
+        .sh_offset(endian) as usize;
+    let strtab_index = symbols.string_section();
+    let strtab = sections.section(strtab_index).map_err(|e| anyhow!("{e}"))?;
+    let (old_offset, old_size) = (strtab.sh_offset(endian) as usize, strtab.sh_size(endian) as usize);
+    let old_strings = bytes
+        .get(old_offset..old_offset + old_size)
+        .ok_or_else(|| anyhow!("string table lies outside the file"))?;
+
+    // The new table keeps the old one as its prefix, so every name not renamed (and,
+    // in clang objects, section names sharing this table) keeps its offset.
+    let mut new_strings = old_strings.to_vec();
+    let mut appended: HashMap<&str, u32> = HashMap::new();
+    let mut patches = Vec::new();
+    for (index, sym) in symbols.enumerate() {
+        if index.0 == 0 || sym.is_local() {
+            continue;
+        }
+        let name = symbols.symbol_name(endian, sym).map_err(|e| anyhow!("malformed symbol name: {e}"))?;
+        let Some(new_name) = std::str::from_utf8(name).ok().and_then(|n| renames.get(n)) else {
+            continue;
+        };
+        let offset = *appended.entry(new_name.as_str()).or_insert_with(|| {
+            let at = new_strings.len() as u32;
+            new_strings.extend_from_slice(new_name.as_bytes());
+            new_strings.push(0);
+            at
+        });
+        patches.push((symtab_offset + index.0 * SYM64_SIZE + ST_NAME_OFFSET, offset));
+    }
+    if patches.is_empty() {
+        return Ok((bytes.to_vec(), 0));
+    }
+
+    let mut out = Vec::with_capacity(bytes.len() + new_strings.len());
+    out.extend_from_slice(bytes);
+    let new_offset = out.len() as u64;
+    out.extend_from_slice(&new_strings);
+    for &(at, name_offset) in &patches {
+        out[at..at + 4].copy_from_slice(&name_offset.to_le_bytes());
+    }
+    // Point the string table's section header (Elf64_Shdr: sh_offset at 24, sh_size at 32) at the new table.
+    let shdr = header.e_shoff(endian) as usize + strtab_index.0 * header.e_shentsize(endian) as usize;
+    out[shdr + 24..shdr + 32].copy_from_slice(&new_offset.to_le_bytes());
+    out[shdr + 32..shdr + 40].copy_from_slice(&(new_strings.len() as u64).to_le_bytes());
+    Ok((out, patches.len()))
+}
+
+/// The `<base>.km.symmap` text: `old new` per line, sorted (objcopy --redefine-syms format).
+pub fn symmap_text(renames: &HashMap<String, String>) -> String {
+    let mut lines: Vec<_> = renames.iter().map(|(old, new)| format!("{old} {new}\n")).collect();
+    lines.sort();
+    lines.concat()
+}

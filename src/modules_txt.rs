@@ -1,0 +1,169 @@
+//! `modules.txt`: what third-party packages go into the interpreter.
+//!
+//! A line is a pip requirement (`simplejson==3.19.3`, `requests>=2`, `pkg[extra]`,
+//! `name @ URL`, `-r other.txt`, `-e …`, a local path, `git+https://…`, a pip option such
+//! as `--index-url`, i.e. `pip freeze` output as is) or Kontain's form
+//! `<name> <version> [<source-url>] ["<build deps>"]`. `#` starts a comment.
+//! Anything else is an error naming file and line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use regex::Regex;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requirement {
+    /// The line as pip reads it.
+    pub pip: String,
+    /// Kontain's build dependencies, installed into the build environment first.
+    pub build_deps: Vec<String>,
+    /// `file:line`, for messages.
+    pub origin: String,
+}
+
+/// pip options that may stand on a line of their own in a requirements file.
+const PIP_OPTIONS: &[&str] = &["--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--pre", "--no-index", "--trusted-host"];
+
+pub fn parse_file(path: &Path) -> Result<Vec<Requirement>> {
+    let mut out = Vec::new();
+    parse_into(path, &mut out, 0)?;
+    Ok(out)
+}
+
+fn parse_into(path: &Path, out: &mut Vec<Requirement>, depth: usize) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read modules file", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for (index, raw) in text.lines().enumerate() {
+        let origin = format!("{}:{}", path.display(), index + 1);
+        let line = strip_comment(raw).trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(included) = line.strip_prefix("-r ").or_else(|| line.strip_prefix("--requirement ")) {
+            if depth > 16 {
+                bail!("{origin}: -r nests too deep (a file including itself?)");
+            }
+            let included: PathBuf = base.join(included.trim());
+            parse_into(&included, out, depth + 1).with_context(|| format!("{origin}: in -r {}", included.display()))?;
+            continue;
+        }
+        let requirement = parse_line(line, base).map_err(|why| anyhow::anyhow!("{origin}: {why}: `{line}`"))?;
+        out.push(Requirement { origin, ..requirement });
+    }
+    Ok(())
+}
+
+/// `#` starts a comment when it begins the line or follows whitespace (a URL fragment
+/// such as `#egg=name` stays).
+fn strip_comment(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+fn parse_line(line: &str, base: &Path) -> Result<Requirement, String> {
+    let requirement = |pip: String| Ok(Requirement { pip, build_deps: Vec::new(), origin: String::new() });
+    if line.starts_with('-') {
+        let option = line.split([' ', '=']).next().unwrap_or("");
+        if PIP_OPTIONS.contains(&option) {
+            return requirement(line.to_string());
+        }
+        if let Some(editable) = line.strip_prefix("-e ").or_else(|| line.strip_prefix("--editable ")) {
+            // an editable install of a checkout: built like any other source
+            return requirement(editable.trim().to_string());
+        }
+        return Err("unknown option (only -r, -e and pip's index options may appear)".into());
+    }
+    if line.starts_with("git+") || line.starts_with("hg+") || line.starts_with("https://") || line.starts_with("http://") || line.starts_with("file:") {
+        return requirement(line.to_string());
+    }
+    if line.starts_with('.') || line.starts_with('/') {
+        let path = base.join(line);
+        return if path.exists() { requirement(path.to_string_lossy().into_owned()) } else { Err("local path does not exist".into()) };
+    }
+    let pep508 = Regex::new(
+        r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._, -]*\])?\s*(((===|==|>=|<=|~=|!=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*,?\s*)*|@\s*\S+)\s*(;.*)?$",
+    )
+    .unwrap();
+    if pep508.is_match(line) {
+        return requirement(line.to_string());
+    }
+    parse_kontain(line)
+}
+
+/// `<name> <version> [<source-url>] ["<build deps>"]`
+fn parse_kontain(line: &str) -> Result<Requirement, String> {
+    let (head, build_deps) = match line.find('"') {
+        Some(open) => {
+            let rest = &line[open + 1..];
+            let close = rest.find('"').ok_or("unterminated \"build deps\"")?;
+            if !rest[close + 1..].trim().is_empty() {
+                return Err("text after \"build deps\"".into());
+            }
+            (&line[..open], rest[..close].split_whitespace().map(String::from).collect())
+        }
+        None => (line, Vec::new()),
+    };
+    let words: Vec<&str> = head.split_whitespace().collect();
+    let name = Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]*$").unwrap();
+    let version = Regex::new(r"^[0-9][A-Za-z0-9.!+_-]*$").unwrap();
+    match words.as_slice() {
+        [n, v] if name.is_match(n) && version.is_match(v) => Ok(Requirement { pip: format!("{n}=={v}"), build_deps, origin: String::new() }),
+        [n, v, url] if name.is_match(n) && version.is_match(v) && url.contains("://") => {
+            Ok(Requirement { pip: format!("{n} @ {url}"), build_deps, origin: String::new() })
+        }
+        _ => Err("neither a pip requirement nor `<name> <version> [<source-url>] [\"<build deps>\"]`".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pips(text: &str) -> Result<Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("other.txt"), "idna==3.7\n").unwrap();
+        let path = dir.path().join("modules.txt");
+        std::fs::write(&path, text).unwrap();
+        Ok(parse_file(&path)?.into_iter().map(|r| r.pip).collect())
+    }
+
+    #[test]
+    fn pip_lines_freeze_output_and_includes() {
+        let got = pips("# comment\nsimplejson==3.19.3  # pinned\nrequests[socks]>=2.0,<3\n\n-r other.txt\n\
+                        markupsafe @ https://example.org/m.tar.gz\ngit+https://github.com/x/y.git#egg=y\n\
+                        --index-url https://pypi.org/simple\nzope.interface==6.0 ; python_version >= \"3.8\"\n").unwrap();
+        assert_eq!(got, [
+            "simplejson==3.19.3", "requests[socks]>=2.0,<3", "idna==3.7", "markupsafe @ https://example.org/m.tar.gz",
+            "git+https://github.com/x/y.git#egg=y", "--index-url https://pypi.org/simple",
+            "zope.interface==6.0 ; python_version >= \"3.8\"",
+        ]);
+    }
+
+    #[test]
+    fn kontain_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.txt");
+        std::fs::write(&path, "markupsafe 2.1.5\nfalcon 3.1.3 https://example.org/falcon.tar.gz \"cython setuptools\"\n").unwrap();
+        let got = parse_file(&path).unwrap();
+        assert_eq!(got[0].pip, "markupsafe==2.1.5");
+        assert_eq!(got[1].pip, "falcon @ https://example.org/falcon.tar.gz");
+        assert_eq!(got[1].build_deps, ["cython", "setuptools"]);
+        assert!(got[1].origin.ends_with("m.txt:2"));
+    }
+
+    #[test]
+    fn unknown_syntax_names_file_and_line() {
+        let err = pips("simplejson==3.19.3\nthis is not valid\n").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("modules.txt:2") && text.contains("this is not valid"), "{text}");
+        let err = pips("--frobnicate\n").unwrap_err();
+        assert!(format!("{err:#}").contains("modules.txt:1: unknown option"));
+        let err = pips("-r missing.txt\n").unwrap_err();
+        assert!(format!("{err:#}").contains("missing.txt"));
+    }
+}

@@ -1,0 +1,262 @@
+//! The payload: a directory that is a complete root for the static interpreter.
+//!
+//! ```text
+//! OUT/bin/python3.X                 the static interpreter (python3, python: symlinks)
+//! OUT/lib/python3.X/…               the stdlib, with its compiled .pyc files
+//! OUT/lib/python3.X/lib-dynload/    one id stub per linked module instead of the .so
+//! OUT/etc/{hosts,passwd,group,nsswitch.conf}   what static glibc's NSS reads
+//! ```
+//! `OUT.km/manifest.json` lists the modules (stub, id, exports) for `dlstatic verify`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::Module;
+use crate::fsutil::write_atomic;
+
+/// Left out unless `--full-stdlib`: the test suite, IDLE, Tk, pip's bootstrap, and the
+/// static libpython (useful only for embedding).
+const OPTIONAL_STDLIB: &[&str] = &["test", "idlelib", "tkinter", "turtledemo", "ensurepip"];
+
+/// nsswitch.conf names only what static glibc has built in: with `systemd` listed it
+/// would try to dlopen libnss_systemd.so.
+const ETC_FILES: &[(&str, &str)] = &[
+    ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+    ("passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+    ("group", "root:x:0:\nnogroup:x:65534:\n"),
+    ("nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"),
+];
+
+/// Appended to ctypes/util.py: find_library asks the interpreter's own loader first,
+/// since an empty root has no ldconfig cache, compiler or objdump to search with.
+const CTYPES_FIND_LIBRARY: &str = r#"
+
+# --- added by dlstatic: libraries are linked into this interpreter -----------------
+_dlstatic_find_library = find_library
+
+def find_library(name):
+    try:
+        from ctypes import CDLL, c_char_p
+        soname_for = CDLL(None).dlstatic_soname_for
+        soname_for.restype = c_char_p
+        found = soname_for(name.encode())
+        if found:
+            return found.decode()
+    except (AttributeError, OSError):
+        pass
+    return _dlstatic_find_library(name)
+"#;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The interpreter inside the root (`/bin/python3.11`).
+    pub python: String,
+    /// The dynamic interpreter of the same CPython build (in the cache), for comparisons.
+    pub dynamic_python: String,
+    pub modules: Vec<ManifestModule>,
+    /// lib-dynload files with no linked module (skipped); left out of the payload.
+    pub skipped: Vec<String>,
+    /// Package -> Python code that `verify` runs after the imports (the packages' own
+    /// smoke tests, from `smoke/<package>.py` next to modules.txt).
+    #[serde(default)]
+    pub smoke_tests: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ManifestModule {
+    /// Import name (`_ssl`, `markupsafe._speedups`).
+    pub name: String,
+    /// `stdlib`, or the distribution that installed it (`MarkupSafe`).
+    pub package: String,
+    /// How it was built (`CPython`, `setuptools.build_meta`, `mesonpy`, …).
+    #[serde(default)]
+    pub backend: String,
+    pub objects: usize,
+    /// Symbols renamed in it.
+    pub renamed: usize,
+    /// Path of the stub inside the root (`/lib/python3.11/lib-dynload/_ssl.cpython-311-….so`).
+    pub stub: String,
+    pub id: String,
+    pub exports: Vec<String>,
+}
+
+pub struct PayloadOptions {
+    pub keep_so: bool,
+    pub full_stdlib: bool,
+}
+
+/// Fill `root` (which already holds bin/python3.X) from the installed stdlib and, when
+/// given, a site directory of third-party packages with the module id of each of its
+/// extension modules.
+pub fn assemble(
+    root: &Path,
+    installed: &Path,
+    site: Option<(&Path, &BTreeMap<PathBuf, String>)>,
+    version: &str,
+    modules: &[Module],
+    options: &PayloadOptions,
+) -> Result<Manifest> {
+    let dynamic_python = installed.join("bin").join(format!("python{version}")).to_string_lossy().into_owned();
+    let python = format!("python{version}");
+    for link in ["python3", "python"] {
+        std::os::unix::fs::symlink(&python, root.join("bin").join(link))
+            .with_context(|| format!("{}: cannot create symlink", root.join("bin").join(link).display()))?;
+    }
+    let stdlib_from = installed.join("lib").join(&python);
+    let stdlib_to = root.join("lib").join(&python);
+    let skip_top = |rel: &Path| {
+        let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
+        first.starts_with("config-") || (!options.full_stdlib && OPTIONAL_STDLIB.contains(&first.as_str())) || first == "lib-dynload"
+    };
+    copy_filtered(&stdlib_from, &stdlib_to, Path::new(""), &skip_top)?;
+
+    let by_id: HashMap<&str, &Module> = modules.iter().map(|m| (m.md5.as_str(), m)).collect();
+    let mut manifest = Manifest { python: format!("/bin/{python}"), dynamic_python, modules: Vec::new(), skipped: Vec::new(), smoke_tests: Default::default() };
+    let mut place = Placer { by_id, keep_so: options.keep_so, manifest: &mut manifest };
+
+    let dynload_from = stdlib_from.join("lib-dynload");
+    let dynload_to = stdlib_to.join("lib-dynload");
+    std::fs::create_dir_all(&dynload_to)?;
+    for so in extension_files(&dynload_from)? {
+        let file_name = so.file_name().unwrap().to_string_lossy().into_owned();
+        let name = file_name.split('.').next().unwrap_or_default().to_string();
+        let stub = format!("/lib/{python}/lib-dynload/{file_name}");
+        if !place.module(&so, &dynload_to.join(&file_name), name, stub, "stdlib", None)? {
+            place.manifest.skipped.push(file_name);
+        }
+    }
+
+    if let Some((site, ids)) = site {
+        // everything but the extension modules as it is; those become stubs
+        let site_to = stdlib_to.join("site-packages");
+        copy_filtered(site, &site_to, Path::new(""), &|rel| rel.extension().is_some_and(|e| e == "so"))?;
+        let owners = distribution_owners(site)?;
+        for so in extension_files(site)? {
+            let rel = so.strip_prefix(site).unwrap();
+            let rel_text = rel.to_string_lossy().into_owned();
+            let mut parts: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+            let file = parts.pop().unwrap_or_default();
+            parts.push(file.split('.').next().unwrap_or_default().to_string());
+            let owner = owners.get(&rel_text).map_or("?", String::as_str);
+            let stub = format!("/lib/{python}/site-packages/{rel_text}");
+            if !place.module(&so, &site_to.join(rel), parts.join("."), stub, owner, ids.get(&so).cloned())? {
+                anyhow::bail!("{}: installed by {owner}, but its module was not linked", so.display());
+            }
+        }
+    }
+
+    let util = stdlib_to.join("ctypes/util.py");
+    let mut text = std::fs::read_to_string(&util).with_context(|| format!("{}: cannot read", util.display()))?;
+    text.push_str(CTYPES_FIND_LIBRARY);
+    write_atomic(&util, text.as_bytes())?;
+    // the edited module's cached bytecode would be stale
+    for pyc in std::fs::read_dir(stdlib_to.join("ctypes/__pycache__")).into_iter().flatten().flatten() {
+        if pyc.file_name().to_string_lossy().starts_with("util.") {
+            std::fs::remove_file(pyc.path())?;
+        }
+    }
+
+    let etc = root.join("etc");
+    std::fs::create_dir_all(&etc)?;
+    for (name, text) in ETC_FILES {
+        write_atomic(&etc.join(name), text.as_bytes())?;
+    }
+    Ok(manifest)
+}
+
+/// Puts extension modules into the payload: a stub (or, with --keep-so, the file) for
+/// each linked module, recorded in the manifest.
+struct Placer<'a> {
+    by_id: HashMap<&'a str, &'a Module>,
+    keep_so: bool,
+    manifest: &'a mut Manifest,
+}
+
+impl Placer<'_> {
+    /// `id`: the module id when known otherwise than by the file's md5. False when no
+    /// linked module has this id. A file whose md5 is not its id (changed after the
+    /// link) always becomes a stub: dlopen of the file itself could not find it.
+    fn module(&mut self, so: &Path, dest: &Path, name: String, stub: String, package: &str, id: Option<String>) -> Result<bool> {
+        let bytes = std::fs::read(so).with_context(|| format!("{}: cannot read", so.display()))?;
+        let md5 = format!("{:x}", md5::compute(&bytes));
+        let id = id.unwrap_or_else(|| md5.clone());
+        let Some(module) = self.by_id.get(id.as_str()) else {
+            return Ok(false);
+        };
+        std::fs::create_dir_all(dest.parent().unwrap())?;
+        let keep = self.keep_so && md5 == id;
+        write_atomic(dest, if keep { bytes } else { format!("{id}\n").into_bytes() }.as_slice())?;
+        self.manifest.modules.push(ManifestModule {
+            name,
+            stub,
+            id,
+            package: package.to_string(),
+            backend: String::new(),
+            objects: module.objects.len(),
+            renamed: module.mangled,
+            exports: module.exports.clone(),
+        });
+        Ok(true)
+    }
+}
+
+/// Every `*.so` below `dir`, sorted.
+pub fn extension_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).with_context(|| format!("{}: cannot read", current.display()))?.flatten() {
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "so") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Installed file (relative to site-packages) -> distribution name, from each
+/// `*.dist-info/RECORD`.
+fn distribution_owners(site: &Path) -> Result<HashMap<String, String>> {
+    let mut owners = HashMap::new();
+    for entry in std::fs::read_dir(site)?.flatten() {
+        let dir_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = dir_name.strip_suffix(".dist-info") else { continue };
+        let distribution = stem.rsplit_once('-').map_or(stem, |(name, _)| name).to_string();
+        for line in std::fs::read_to_string(entry.path().join("RECORD")).unwrap_or_default().lines() {
+            if let Some(path) = line.split(',').next() {
+                owners.insert(path.to_string(), distribution.clone());
+            }
+        }
+    }
+    Ok(owners)
+}
+
+/// Copy a tree, leaving out what `skip` says (given the path relative to the top).
+fn copy_filtered(from: &Path, to: &Path, rel: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("{}: cannot create", to.display()))?;
+    let mut entries: Vec<_> = std::fs::read_dir(from).with_context(|| format!("{}: cannot read", from.display()))?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let rel = rel.join(entry.file_name());
+        if skip(&rel) {
+            continue;
+        }
+        let (src, dest) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_filtered(&src, &dest, &rel, skip)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dest)?;
+        } else {
+            std::fs::copy(&src, &dest).with_context(|| format!("{}: cannot copy", src.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! Progress on stderr: a counting bar for per-module work, and a spinner with the step
+//! name and elapsed time for long external commands (configure, make) whose full
+//! output goes to a log file that any error names.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(&format!("{{spinner}} [{{elapsed}}] {{pos}}/{{len}} {what} {{wide_bar}}")) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+pub struct Step {
+    name: String,
+    log: PathBuf,
+}
+
+impl Step {
+    pub fn new(name: &str, log: &Path) -> Self {
+        Step { name: name.to_string(), log: log.to_path_buf() }
+    }
+
+    /// Run `argv` in `cwd` with stdout and stderr to the log. A spinner shows on a
+    /// terminal; otherwise one line when the step starts and one when it ends.
+    pub fn run(&self, argv: &[String], cwd: &Path) -> Result<()> {
+        let log = std::fs::File::create(&self.log).with_context(|| format!("{}: cannot create log", self.log.display()))?;
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_draw_target(ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
+            spinner.set_style(style);
+        }
+        spinner.set_message(self.name.clone());
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        if spinner.is_hidden() {
+            eprintln!("dlstatic: {} …", self.name);
+        }
+        let started = Instant::now();
+        let status = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()
+            .with_context(|| format!("{}: cannot run `{}`", self.name, argv[0]));
+        spinner.finish_and_clear();
+        let status = status?;
+        if !status.success() {
+            bail!("{} failed ({}); see {}", self.name, status, self.log.display());
+        }
+        eprintln!("dlstatic: {} done in {:.0?}", self.name, started.elapsed());
+        Ok(())
+    }
+}

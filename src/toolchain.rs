@@ -1,0 +1,94 @@
+//! The real compiler and linker, as dlstatic itself calls them: compiling generated C
+//! and the runtime shim, turning LTO objects into regular ones, and the final link.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::capture::Driver;
+
+/// `cc` (the crate) locates the compiler and its target flags; the output name is ours.
+pub fn compile_c(source: &Path, object: &Path, include_dir: &Path) -> Result<()> {
+    let real = Driver::C.real_command();
+    let target = env!("DLSTATIC_TARGET");
+    let mut build = cc::Build::new();
+    build
+        .target(target)
+        .host(target)
+        .opt_level(2)
+        .debug(false)
+        .cargo_metadata(false)
+        .cargo_warnings(false)
+        .out_dir(object.parent().unwrap_or(Path::new(".")))
+        .compiler(&real[0])
+        .include(include_dir);
+    for flag in &real[1..] {
+        build.flag(flag);
+    }
+    let tool = build.try_get_compiler().map_err(|e| anyhow!("cannot find a C compiler: {e}"))?;
+    let mut command = tool.to_command();
+    command.arg("-c").arg(source).arg("-o").arg(object);
+    run_quiet(&mut command).with_context(|| format!("{}: compiling generated C failed", source.display()))
+}
+
+/// GCC LTO IR -> one ordinary relocatable object (`gcc -r -flto -flinker-output=nolto-rel`).
+pub fn lto_to_regular_object(bytes: &[u8], scratch: &Path) -> Result<Vec<u8>> {
+    let dir = tempfile::tempdir_in(scratch)?;
+    let input = dir.path().join("in.o");
+    let output = dir.path().join("out.o");
+    std::fs::write(&input, bytes)?;
+    let real = Driver::C.real_command();
+    let mut command = Command::new(&real[0]);
+    command.args(&real[1..]).args(["-r", "-nostdlib", "-flto", "-flinker-output=nolto-rel", "-o"]);
+    command.arg(&output).arg(&input);
+    run_quiet(&mut command)?;
+    Ok(std::fs::read(&output)?)
+}
+
+/// Run a command; on failure the error carries its first stderr lines.
+fn run_quiet(command: &mut Command) -> Result<()> {
+    let out = command.output().with_context(|| format!("cannot run {:?}", command.get_program()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).take(3).collect();
+        bail!("{}", first.join(" | "));
+    }
+    Ok(())
+}
+
+/// Run the final link, writing all of its output to `log`. On failure the error names
+/// the first `error`/`undefined reference` line and the log.
+pub fn link(driver: Driver, args: &[String], log: &Path) -> Result<()> {
+    let real = driver.real_command();
+    let out = Command::new(&real[0])
+        .args(&real[1..])
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run the linker driver `{}`", real.join(" ")))?;
+    let mut text = format!("$ {} {}\n", real.join(" "), args.join(" ")).into_bytes();
+    text.extend_from_slice(&out.stdout);
+    text.extend_from_slice(&out.stderr);
+    std::fs::write(log, &text).with_context(|| format!("{}: cannot write", log.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // the linker's own complaint, not collect2's summary or the static-dlopen warnings
+        let cause = stderr
+            .lines()
+            .find(|l| ["undefined reference", "multiple definition", "cannot find", "error:"]
+                .iter().any(|k| l.contains(k)) && !l.contains("collect2"))
+            .or_else(|| stderr.lines().find(|l| !l.contains("warning")))
+            .unwrap_or("no message");
+        bail!("link failed: {} (full log: {})", cause.trim(), log.display());
+    }
+    Ok(())
+}
+
+/// Where the compiler driver would find `file` (`cc -print-file-name`), if anywhere.
+pub fn find_in_compiler_search_path(file: &str) -> Option<PathBuf> {
+    let real = Driver::C.real_command();
+    let out = Command::new(&real[0]).args(&real[1..]).arg(format!("-print-file-name={file}")).output().ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    // an unknown file is echoed back bare
+    (path.is_absolute() && path.is_file()).then_some(path)
+}

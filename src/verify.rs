@@ -1,0 +1,82 @@
+//! `dlstatic verify OUT`: run the static interpreter inside an empty root that holds
+//! only OUT (chroot as root, `unshare -r` otherwise), import every registered module,
+//! look up every registered export through dlopen/dlsym, and print a table.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::payload::Manifest;
+
+const SCRIPT: &str = include_str!("verify_modules.py");
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ModuleResult {
+    pub name: String,
+    pub ok: bool,
+    pub reason: String,
+}
+
+/// The command prefix that runs a program with `root` as `/`.
+pub fn chroot_command(root: &Path) -> Command {
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
+    let mut command = if is_root {
+        Command::new("chroot")
+    } else {
+        let mut c = Command::new("unshare");
+        c.args(["-r", "chroot"]);
+        c
+    };
+    command.arg(root);
+    command
+}
+
+/// Verify the payload at `root` against `manifest`; prints the table, returns the
+/// results, and fails when any module failed.
+pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
+    let mut child = chroot_command(root)
+        .args([manifest.python.as_str(), "-I", "-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{}: cannot run the interpreter in an empty root (chroot/unshare)", root.display()))?;
+    child.stdin.take().unwrap().write_all(&serde_json::to_vec(manifest)?)?;
+    let out = child.wait_with_output()?;
+    let results: Vec<ModuleResult> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let expected = manifest.modules.len() + manifest.smoke_tests.len();
+    if results.len() != expected {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or("no output");
+        bail!("{}: the interpreter stopped after {} of {expected} checks ({}): {last}", root.display(), results.len(), out.status);
+    }
+    let width = results.iter().map(|r| r.name.len()).max().unwrap_or(6).max(6);
+    let package_width = manifest.modules.iter().map(|m| m.package.len()).max().unwrap_or(7).max(7);
+    let backend_width = manifest.modules.iter().map(|m| m.backend.len()).max().unwrap_or(7).max(7);
+    println!("{:width$}  {:package_width$}  {:backend_width$}  objects  renamed  result  reason", "module", "package", "backend");
+    for (i, r) in results.iter().enumerate() {
+        let (package, backend, objects, renamed) = match manifest.modules.get(i) {
+            Some(m) => (m.package.as_str(), m.backend.as_str(), m.objects.to_string(), m.renamed.to_string()),
+            None => ("", "", String::new(), String::new()),
+        };
+        println!("{:width$}  {package:package_width$}  {backend:backend_width$}  {objects:>7}  {renamed:>7}  {:6}  {}", r.name, if r.ok { "ok" } else { "FAIL" }, r.reason);
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    println!("{} checks in an empty root ({} modules, {} smoke tests): {} ok, {} failed",
+        results.len(), manifest.modules.len(), manifest.smoke_tests.len(), results.len() - failed, failed);
+    if failed > 0 {
+        bail!("{}: {failed} of {} checks failed verification (table above)", root.display(), results.len());
+    }
+    Ok(results)
+}
+
+pub fn read_manifest(out: &Path) -> Result<Manifest> {
+    let path = crate::link::work_dir(out).join("manifest.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("{}: no manifest (was OUT made by `dlstatic build`?)", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt manifest", path.display()))
+}

@@ -1,0 +1,34 @@
+//! Helpers shared by the tests that run `dlstatic build`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub const DLSTATIC: &str = env!("CARGO_BIN_EXE_dlstatic");
+
+/// `dlstatic build --out OUT EXTRA…`, run from the repository root.
+pub fn build(out: &Path, extra: &[&str]) -> Output {
+    Command::new(DLSTATIC).args(["build", "--out"]).arg(out).args(extra).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A build into an OUT that holds a previous result fails with one error line naming
+/// every needle, exits non-zero, and leaves OUT as it was.
+pub fn assert_build_fails_cleanly(args: &[&str], needles: &[&str]) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("dist");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("marker"), "previous build").unwrap();
+    let result = build(&out, args);
+    let text = stderr(&result);
+    assert!(!result.status.success(), "should fail: {text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{text}");
+    for needle in needles {
+        assert!(errors[0].contains(needle), "error lacks {needle:?}: {}", errors[0]);
+    }
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["marker"], "OUT untouched");
+}

@@ -1,0 +1,3 @@
+from ._core import combine
+
+__all__ = ["combine"]

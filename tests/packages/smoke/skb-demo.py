@@ -1,0 +1,3 @@
+import skb_demo
+
+assert skb_demo.combine(4, 2) == 402
