@@ -18,7 +18,8 @@ use crate::packages::InstalledPackages;
 use crate::payload::{self, Manifest, PayloadOptions};
 use crate::audit::{self, Severity};
 use crate::db::{CaptureDb, LinkRecord};
-use crate::{cpython, packages, verify};
+use crate::progress::Timings;
+use crate::{cpython, packages, toolchain, verify};
 
 /// extensions/skip_builtins.txt as shipped, the default skip list.
 const DEFAULT_SKIP_LIST: &str = include_str!("../extensions/skip_builtins.txt");
@@ -34,10 +35,15 @@ pub struct BuildOptions {
     pub keep_so: bool,
     pub full_stdlib: bool,
     pub verify: bool,
+    /// `-fuse-ld=` for the final link: bfd, gold, lld or mold; None: the compiler's default.
+    pub linker: Option<String>,
+    /// Print the time each stage took.
+    pub timings: bool,
 }
 
 pub fn build(options: &BuildOptions) -> Result<()> {
     let started = Instant::now();
+    let mut timings = Timings::new(options.timings);
     let (skip, skip_source) = match &options.skip {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read skip list", path.display()))?;
@@ -56,11 +62,27 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     if !source.exists() {
         bail!("{}: CPython source not found", source.display());
     }
+    let linker_args = match &options.linker {
+        Some(name) => vec![toolchain::fuse_ld_flag(name)?],
+        None => Vec::new(),
+    };
+    let source_key = cpython::source_key(&source)?;
+    let package_set = options.modules.as_deref().map(packages::plan).transpose()?;
+    let key = build_key(options, &source_key, package_set.as_ref(), &skip)?;
+    let key_file = km.join("build-key");
+    if out.join("bin").is_dir() && std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
+        eprintln!("dlstatic: {} is up to date (same CPython source, modules, skip list, options and dlstatic); nothing to do", out.display());
+        timings.lap("check inputs");
+        timings.print();
+        return Ok(());
+    }
+    timings.lap("check inputs");
 
-    let python = cpython::build(&source, options.jobs, &logs)?;
+    let python = cpython::build(&source, &source_key, options.jobs, &logs)?;
     if python.reused {
         eprintln!("dlstatic: reused the CPython {} build cached at {}", python.version, python.tree.parent().unwrap().display());
     }
+    timings.lap("CPython");
 
     let parent = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
@@ -68,9 +90,9 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     let root = staging.path();
     std::fs::create_dir_all(root.join("bin"))?;
     let interpreter = root.join("bin").join(format!("python{}", python.version));
-    let packages = match &options.modules {
-        Some(modules) => {
-            let installed = packages::install(modules, &python, &km)?;
+    let packages = match &package_set {
+        Some(set) => {
+            let installed = packages::install(set, &python, &km)?;
             if installed.reused {
                 eprintln!("dlstatic: reused {} built packages from {}", installed.packages.len(), km.join("packages").display());
             }
@@ -87,6 +109,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         Some(installed) => vec![(installed.db.clone(), installed_modules.values().cloned().collect())],
         None => Vec::new(),
     };
+    timings.lap("packages");
 
     let main_inputs = python.main_inputs()?;
     let exclude: Vec<String> = skip.iter().map(|name| format!("{name}.*")).collect();
@@ -96,6 +119,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         "dlstatic: audit: {} errors, {} warnings, {} info ({})",
         report.count(Severity::Error), report.count(Severity::Warning), report.count(Severity::Info), km.join("audit.json").display()
     );
+    timings.lap("audit");
     let link_options = LinkOptions {
         db: python.db.clone(),
         output: interpreter.clone(),
@@ -104,12 +128,13 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         exclude,
         extra_dbs,
         main_inputs,
-        linker_args: Vec::new(),
+        linker_args,
     };
     let summary = link::link(&link_options).context("linking the static interpreter")?;
     if summary.reused == summary.modules.len() {
         eprintln!("dlstatic: reused all {} converted modules from {}", summary.reused, link_options.work.display());
     }
+    timings.extend(&summary.timings);
 
     let payload_options = PayloadOptions { keep_so: options.keep_so, full_stdlib: options.full_stdlib };
     let site = packages.as_ref().map(|p| p.site.as_path());
@@ -121,18 +146,38 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     for name in &manifest.skipped {
         eprintln!("dlstatic: skipped {name} (listed in {skip_source})");
     }
+    timings.lap("payload");
 
     if options.verify {
         verify::verify(root, &manifest).context("verifying the new payload (OUT left as it was)")?;
+        timings.lap("verify");
     }
+    // removed first: a build interrupted after the swap is not taken for current
+    let _ = std::fs::remove_file(&key_file);
     replace_dir(root, &out)?;
     let _ = staging.keep();
+    crate::fsutil::write_atomic(&key_file, key.as_bytes())?;
     let stdlib = manifest.modules.iter().filter(|m| m.package == "stdlib").count();
     eprintln!(
         "dlstatic: built {} — static python{} with {stdlib} stdlib modules ({} skipped) and {} third-party modules linked in, in {:.1?}",
         out.display(), python.version, manifest.skipped.len(), manifest.modules.len() - stdlib, started.elapsed()
     );
+    timings.print();
     Ok(())
+}
+
+/// Everything the payload is made from: when OUT was built with the same key, a build
+/// has nothing to do. dlstatic's own executable is part of it, so an upgrade rebuilds.
+fn build_key(options: &BuildOptions, source_key: &str, packages: Option<&packages::PackageSet>, skip: &[String]) -> Result<String> {
+    let exe = std::env::current_exe()?;
+    let mut context = md5::Context::new();
+    context.consume(std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?);
+    let settings = format!(
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}",
+        packages.map_or("", |p| p.key.as_str()), skip.join(" "), options.keep_so, options.full_stdlib, options.verify, options.linker
+    );
+    context.consume(settings.as_bytes());
+    Ok(format!("{:x}", context.finalize()))
 }
 
 /// pip's name normalization (PEP 503), to match dist-info names with requirements.

@@ -40,7 +40,8 @@ enum Command {
     #[command(after_help = "Output (OUT, default dist/): bin/python3.11 (+ python3, python), lib/python3.11/ with
 one id stub per module in lib-dynload/, etc/ with minimal hosts, passwd, group, nsswitch.conf.
 OUT.km/ holds logs/, link/ (per-module work files), manifest.json. OUT is replaced only when
-every step, including `verify`, worked.
+every step, including `verify`, worked; a build whose inputs (CPython source, modules.txt and
+its local trees, skip list, options, dlstatic itself) are those OUT was built from does nothing.
 The CPython build is cached in ~/.cache/dlstatic/cpython/<source md5>/ ($DLSTATIC_CACHE).
 Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'")]
     Build {
@@ -71,6 +72,13 @@ Example: make python-src && dlstatic build --out dist && chroot dist /bin/python
         /// Do not run `verify` on the result
         #[arg(long)]
         no_verify: bool,
+        /// Linker for the final link: bfd, gold, lld or mold (`-fuse-ld=`) [default: the
+        /// compiler's]
+        #[arg(long, value_name = "NAME")]
+        linker: Option<String>,
+        /// Print the wall time of each stage at the end
+        #[arg(long)]
+        timings: bool,
     },
     /// Explain every symbol conflict and everything that blocks or changes a static link
     #[command(after_help = "Findings have a kind, a severity (error, warning, info), the modules and symbols involved\n\
@@ -172,8 +180,8 @@ fn default_jobs() -> usize {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Build { modules, python_src, skip, out, jobs, keep_so, full_stdlib, no_verify } => {
-            build::build(&BuildOptions { modules, python_src, skip, out, jobs, keep_so, full_stdlib, verify: !no_verify })?;
+        Command::Build { modules, python_src, skip, out, jobs, keep_so, full_stdlib, no_verify, linker, timings } => {
+            build::build(&BuildOptions { modules, python_src, skip, out, jobs, keep_so, full_stdlib, verify: !no_verify, linker, timings })?;
             Ok(0)
         }
         Command::Audit { db, mut main_inputs, mut json, mut strict } => {

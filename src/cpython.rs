@@ -116,9 +116,9 @@ pub fn default_source() -> Result<PathBuf> {
     })
 }
 
-pub fn build(source: &Path, jobs: usize, logs_out: &Path) -> Result<CpythonBuild> {
-    let key = cache_key(source)?;
-    let dir = cache_root().join("cpython").join(&key);
+/// Build (or reuse) CPython from `source`, whose `source_key` is `key`.
+pub fn build(source: &Path, key: &str, jobs: usize, logs_out: &Path) -> Result<CpythonBuild> {
+    let dir = cache_root().join("cpython").join(key);
     let complete = dir.join("complete");
     if complete.is_file() {
         return finish(&dir, true);
@@ -166,9 +166,9 @@ fn copy_logs(from: &Path, to: &Path) {
     }
 }
 
-/// md5 of the tarball, or of the tree's file list with sizes and mtimes; plus the
-/// configure flags and dlstatic's capture format.
-fn cache_key(source: &Path) -> Result<String> {
+/// The cache key: md5 of the tarball, or of the tree's file list with sizes and mtimes;
+/// plus the configure flags and dlstatic's capture format.
+pub fn source_key(source: &Path) -> Result<String> {
     let mut hasher = md5::Context::new();
     if source.is_dir() {
         let mut files = Vec::new();

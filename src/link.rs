@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -48,9 +49,17 @@ pub struct LinkSummary {
     /// Modules whose work files in OUT.km were current and reused.
     pub reused: usize,
     pub main_symbols: usize,
+    /// Wall time of each phase, in order.
+    pub timings: Vec<(String, Duration)>,
 }
 
 pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
+    let mut clock = Instant::now();
+    let mut timings = Vec::new();
+    let mut lap = |phase: &str| {
+        timings.push((phase.to_string(), clock.elapsed()));
+        clock = Instant::now();
+    };
     let mut dbs = vec![CaptureDb::open_existing(&options.db)?];
     let mut records: Vec<(usize, LinkRecord)> =
         select_records(dbs[0].records()?, &options.only, &options.exclude, &options.db)?.into_iter().map(|r| (0, r)).collect();
@@ -74,6 +83,7 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
         })
         .collect::<Result<_>>()?;
     progress.finish_and_clear();
+    lap("link: analyze modules");
 
     let modules: Vec<Module> = analyzed.iter().map(|(m, _)| m.clone()).collect();
     let SystemLibs { libs: system_libs, unavailable } = resolve_system_libs(&modules)?;
@@ -93,6 +103,7 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
             modules[*from].path, names.join(", "));
     }
     let bindings = resolve::bindings_by_module(&modules, &resolution);
+    lap("link: resolve symbols");
 
     let progress = progress::bar(modules.len() as u64, "modules renamed and archived");
     let prepared: Vec<(Module, bool)> = analyzed
@@ -109,6 +120,7 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     progress.finish_and_clear();
     let reused = prepared.iter().filter(|(_, reused)| *reused).count();
     let modules: Vec<Module> = prepared.into_iter().map(|(module, _)| module).collect();
+    lap("link: rename, archive, tables");
 
     let driver = if cxx { Driver::Cxx } else { Driver::C };
 
@@ -137,6 +149,7 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     args.extend(inputs.iter().cloned());
     args.extend(tail.iter().cloned());
     explain(toolchain::link(driver, &args, &work.join("link-pass1.log")))?;
+    lap("link: pass 1");
 
     // Pass 2: add the main program's table and write OUT.
     let aliases = main_aliases(&system_libs, &options.main_inputs);
@@ -158,7 +171,8 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     std::fs::rename(&tmp_out, &options.output)
         .with_context(|| format!("{}: cannot write", options.output.display()))?;
     let _ = std::fs::remove_file(&pass1);
-    Ok(LinkSummary { modules, reused, main_symbols })
+    lap("link: pass 2");
+    Ok(LinkSummary { modules, reused, main_symbols, timings })
 }
 
 /// `OUT.km`, next to OUT.
@@ -228,22 +242,34 @@ fn prepare_module(db: &CaptureDb, mut module: Module, analysis_cached: bool, bin
         return Ok((module, true));
     }
     module.bindings = bindings;
-    let mut renames: HashMap<String, String> =
-        module.defined.iter().map(|s| (s.name.clone(), module.renamed(&s.name))).collect();
-    renames.extend(module.bindings.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut renamed_objects = Vec::with_capacity(module.objects.len());
-    for object in &module.objects {
-        let (bytes, _) = mangle::rename_symbols(&db.read_object(&object.md5)?, &renames)
-            .with_context(|| object.origin.clone())?;
-        renamed_objects.push((object.origin.clone(), bytes));
-    }
-    write_atomic(&archive_path, &archive::write_archive(&renamed_objects)?)?;
+    let renames = module_renames(&module);
+    write_atomic(&archive_path, &renamed_archive(db, &module, &renames)?)?;
     write_atomic(&work_file(work, &module, "km.symmap"), mangle::symmap_text(&renames).as_bytes())?;
     write_atomic(&work_file(work, &module, "km.id"), format!("{}\n", module.md5).as_bytes())?;
     compile_table(&Table::for_module(&module), &work_file(work, &module, "km.symbols.c"), work)?;
     // written last: its presence marks the module's work files complete
     write_atomic(&work_file(work, &module, "km.json"), &serde_json::to_vec_pretty(&module)?)?;
     Ok((module, false))
+}
+
+/// Every global the module defines → its per-module name; every cross-module reference
+/// → the provider's renamed symbol.
+pub fn module_renames(module: &Module) -> HashMap<String, String> {
+    let mut renames: HashMap<String, String> =
+        module.defined.iter().map(|s| (s.name.clone(), module.renamed(&s.name))).collect();
+    renames.extend(module.bindings.iter().map(|(k, v)| (k.clone(), v.clone())));
+    renames
+}
+
+/// The module's objects, renamed, as one archive (the bytes of its `.km.a`).
+pub fn renamed_archive(db: &CaptureDb, module: &Module, renames: &HashMap<String, String>) -> Result<Vec<u8>> {
+    let mut renamed_objects = Vec::with_capacity(module.objects.len());
+    for object in &module.objects {
+        let (bytes, _) = mangle::rename_symbols(&db.read_object(&object.md5)?, renames)
+            .with_context(|| object.origin.clone())?;
+        renamed_objects.push((object.origin.clone(), bytes));
+    }
+    archive::write_archive(&renamed_objects)
 }
 
 /// Render a table to `source` and compile it next to it (`x.symbols.c` → `x.symbols.o`).

@@ -32,7 +32,9 @@ pub fn parse_file(path: &Path) -> Result<Vec<Requirement>> {
 
 fn parse_into(path: &Path, out: &mut Vec<Requirement>, depth: usize) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read modules file", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
+    // absolute, so local paths still name the same tree when pip runs in another directory
+    let base = std::path::absolute(path)?.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = base.as_path();
     for (index, raw) in text.lines().enumerate() {
         let origin = format!("{}:{}", path.display(), index + 1);
         let line = strip_comment(raw).trim();
@@ -154,6 +156,26 @@ mod tests {
         assert_eq!(got[1].pip, "falcon @ https://example.org/falcon.tar.gz");
         assert_eq!(got[1].build_deps, ["cython", "setuptools"]);
         assert!(got[1].origin.ends_with("m.txt:2"));
+    }
+
+    #[test]
+    fn local_paths_become_absolute_whatever_the_modules_file_was_called() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pkg")).unwrap();
+        std::fs::write(dir.path().join("m.txt"), "./pkg\n").unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let relative = pathdiff(dir.path(), &cwd);
+        let got = parse_file(&relative.join("m.txt")).unwrap();
+        assert!(Path::new(&got[0].pip).is_absolute(), "{}", got[0].pip);
+        assert!(Path::new(&got[0].pip).is_dir());
+    }
+
+    /// `to` as a path relative to `from` (both absolute).
+    fn pathdiff(to: &Path, from: &Path) -> PathBuf {
+        let ups = from.components().count() - 1;
+        let mut path: PathBuf = std::iter::repeat_n("..", ups).collect();
+        path.push(to.strip_prefix("/").unwrap());
+        path
     }
 
     #[test]

@@ -21,6 +21,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cpython::CpythonBuild;
+use crate::fsutil;
 use crate::modules_txt;
 use crate::progress::Step;
 
@@ -70,12 +71,31 @@ struct Report {
     install: Vec<ReportItem>,
 }
 
-pub fn install(modules: &Path, python: &CpythonBuild, km: &Path) -> Result<InstalledPackages> {
+/// What modules.txt asks for, and a key that changes whenever that does.
+pub struct PackageSet {
+    requirements: Vec<modules_txt::Requirement>,
+    requirements_text: String,
+    build_deps: Vec<String>,
+    pub key: String,
+}
+
+pub fn plan(modules: &Path) -> Result<PackageSet> {
     let requirements = modules_txt::parse_file(modules)?;
-    let dir = km.join("packages");
     let requirements_text: String = requirements.iter().map(|r| format!("{}\n", r.pip)).collect();
     let build_deps: Vec<String> = requirements.iter().flat_map(|r| r.build_deps.iter().cloned()).collect();
-    let key = format!("{:x}", md5::compute(format!("{requirements_text}\0{}\0{}", build_deps.join(" "), python.tree.display())));
+    let mut key_text = format!("{requirements_text}\0{}", build_deps.join(" "));
+    // a local tree or archive is named by a path that stays the same when its files change
+    for local in requirements.iter().map(|r| Path::new(&r.pip)).filter(|p| p.is_absolute() && p.exists()) {
+        key_text.push_str(&content_digest(local)?);
+    }
+    let key = format!("{:x}", md5::compute(key_text));
+    Ok(PackageSet { requirements, requirements_text, build_deps, key })
+}
+
+pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<InstalledPackages> {
+    let PackageSet { requirements, requirements_text, build_deps, .. } = set;
+    let dir = km.join("packages");
+    let key = format!("{:x}", md5::compute(format!("{}\0{}", set.key, python.tree.display())));
     let state = dir.join("packages.json");
     if std::fs::read_to_string(dir.join("key")).ok().as_deref() == Some(key.as_str()) {
         if let Some(mut cached) = std::fs::read(&state).ok().and_then(|b| serde_json::from_slice::<InstalledPackages>(&b).ok()) {
@@ -113,9 +133,18 @@ pub fn install(modules: &Path, python: &CpythonBuild, km: &Path) -> Result<Insta
         let ReportMetadata { name, version } = &item.metadata;
         let url = &item.download_info.url;
         let pure_wheel = url.ends_with("-none-any.whl");
-        let spec = if item.is_direct { url.clone() } else { format!("{name}=={version}") };
         let log = logs.join(format!("{name}.log"));
         let local = url.strip_prefix("file://").map(Path::new).filter(|p| p.is_dir());
+        // pip builds a local tree in place; build a copy so the user's tree stays clean
+        let spec = match local {
+            Some(tree) => {
+                let copy = dir.join("src").join(name);
+                fsutil::copy_tree(tree, &copy, Path::new(""), &|_| false)?;
+                text(&copy)
+            }
+            None if item.is_direct => url.clone(),
+            None => format!("{name}=={version}"),
+        };
         let backend = match local {
             _ if pure_wheel => "wheel".to_string(),
             Some(tree) => declared_backend(&std::fs::read_to_string(tree.join("pyproject.toml")).unwrap_or_default()),
@@ -167,4 +196,24 @@ fn sdist_backend(venv_python: &Path, name: &str, version: &str) -> String {
 fn declared_backend(pyproject: &str) -> String {
     let backend = regex::Regex::new(r#"build-backend\s*=\s*["']([^"']+)["']"#).unwrap();
     backend.captures(pyproject).map_or("setuptools (legacy)".to_string(), |c| c[1].to_string())
+}
+
+/// md5 over the relative paths and contents of every file under `path` (or of the file).
+fn content_digest(path: &Path) -> Result<String> {
+    fn feed(context: &mut md5::Context, path: &Path, rel: &Path) -> Result<()> {
+        if path.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path).with_context(|| format!("{}: cannot read", path.display()))?.flatten().collect();
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                feed(context, &entry.path(), &rel.join(entry.file_name()))?;
+            }
+        } else {
+            context.consume(rel.as_os_str().as_encoded_bytes());
+            context.consume(std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?);
+        }
+        Ok(())
+    }
+    let mut context = md5::Context::new();
+    feed(&mut context, path, Path::new(""))?;
+    Ok(format!("{:x}", context.finalize()))
 }

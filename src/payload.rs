@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::Module;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{self, write_atomic};
 
 /// Left out unless `--full-stdlib`: the test suite, IDLE, Tk, pip's bootstrap, and the
 /// static libpython (useful only for embedding).
@@ -111,7 +111,7 @@ pub fn assemble(
         let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
         first.starts_with("config-") || (!options.full_stdlib && OPTIONAL_STDLIB.contains(&first.as_str())) || first == "lib-dynload"
     };
-    copy_filtered(&stdlib_from, &stdlib_to, Path::new(""), &skip_top)?;
+    fsutil::copy_tree(&stdlib_from, &stdlib_to, Path::new(""), &skip_top)?;
 
     let by_id: HashMap<&str, &Module> = modules.iter().map(|m| (m.md5.as_str(), m)).collect();
     let mut manifest = Manifest { python: format!("/bin/{python}"), dynamic_python, modules: Vec::new(), skipped: Vec::new(), smoke_tests: Default::default() };
@@ -132,7 +132,7 @@ pub fn assemble(
     if let Some((site, ids)) = site {
         // everything but the extension modules as it is; those become stubs
         let site_to = stdlib_to.join("site-packages");
-        copy_filtered(site, &site_to, Path::new(""), &|rel| rel.extension().is_some_and(|e| e == "so"))?;
+        fsutil::copy_tree(site, &site_to, Path::new(""), &|rel| rel.extension().is_some_and(|e| e == "so"))?;
         let owners = distribution_owners(site)?;
         for so in extension_files(site)? {
             let rel = so.strip_prefix(site).unwrap();
@@ -236,27 +236,4 @@ fn distribution_owners(site: &Path) -> Result<HashMap<String, String>> {
         }
     }
     Ok(owners)
-}
-
-/// Copy a tree, leaving out what `skip` says (given the path relative to the top).
-fn copy_filtered(from: &Path, to: &Path, rel: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("{}: cannot create", to.display()))?;
-    let mut entries: Vec<_> = std::fs::read_dir(from).with_context(|| format!("{}: cannot read", from.display()))?.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let rel = rel.join(entry.file_name());
-        if skip(&rel) {
-            continue;
-        }
-        let (src, dest) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            copy_filtered(&src, &dest, &rel, skip)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dest)?;
-        } else {
-            std::fs::copy(&src, &dest).with_context(|| format!("{}: cannot copy", src.display()))?;
-        }
-    }
-    Ok(())
 }

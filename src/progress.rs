@@ -59,3 +59,40 @@ impl Step {
         Ok(())
     }
 }
+
+/// Wall time per stage, for `build --timings`: each `lap` names the stage that just ended.
+pub struct Timings {
+    enabled: bool,
+    last: Instant,
+    stages: Vec<(String, Duration)>,
+}
+
+impl Timings {
+    pub fn new(enabled: bool) -> Self {
+        Timings { enabled, last: Instant::now(), stages: Vec::new() }
+    }
+
+    pub fn lap(&mut self, stage: &str) {
+        let now = Instant::now();
+        self.stages.push((stage.to_string(), now - self.last));
+        self.last = now;
+    }
+
+    /// Stages measured elsewhere (inside `link`); they end now.
+    pub fn extend(&mut self, stages: &[(String, Duration)]) {
+        self.stages.extend(stages.iter().cloned());
+        self.last = Instant::now();
+    }
+
+    pub fn print(&self) {
+        if !self.enabled {
+            return;
+        }
+        let total: Duration = self.stages.iter().map(|(_, d)| *d).sum();
+        eprintln!("dlstatic: timings");
+        for (stage, took) in &self.stages {
+            eprintln!("  {stage:<28} {:>8.3}s", took.as_secs_f64());
+        }
+        eprintln!("  {:<28} {:>8.3}s", "total", total.as_secs_f64());
+    }
+}

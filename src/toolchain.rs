@@ -92,3 +92,19 @@ pub fn find_in_compiler_search_path(file: &str) -> Option<PathBuf> {
     // an unknown file is echoed back bare
     (path.is_absolute() && path.is_file()).then_some(path)
 }
+
+/// `-fuse-ld=NAME` for `build --linker NAME`, once `ld.NAME` is known to be on PATH.
+pub fn fuse_ld_flag(name: &str) -> Result<String> {
+    let package = match name {
+        "bfd" | "gold" => "binutils",
+        "lld" => "lld",
+        "mold" => "mold",
+        _ => bail!("--linker {name}: unknown linker (choose bfd, gold, lld or mold)"),
+    };
+    let program = format!("ld.{name}");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if !std::env::split_paths(&path).any(|dir| dir.join(&program).is_file()) {
+        bail!("--linker {name}: {program} is not on PATH (Debian package: {package})");
+    }
+    Ok(format!("-fuse-ld={name}"))
+}

@@ -4,7 +4,7 @@
 //!
 //! Checked here: the binary is static and `verify` passes for every converted module;
 //! the import line and ctypes calls work inside an empty root; a second build
-//! reuses every cache; bad inputs fail in one line with OUT untouched; CPython's own
+//! has nothing to do, and one with a changed option reuses every cache; bad inputs fail in one line with OUT untouched; CPython's own
 //! tests give the same results as the dynamic build (tests/compare_tests.py).
 
 use std::path::{Path, PathBuf};
@@ -98,12 +98,22 @@ fn static_interpreter_passes_verify_and_runs_in_an_empty_root() {
 #[test]
 fn second_build_reuses_every_cache() {
     let dist = dist().write().unwrap();
-    let out = build(&dist, &[]);
-    let text = stderr(&out);
-    assert!(out.status.success(), "{text}");
+    let again = build(&dist, &[]);
+    let text = stderr(&again);
+    assert!(again.status.success(), "{text}");
+    assert!(text.contains("is up to date"), "nothing changed, nothing to do: {text}");
+    assert!(!text.contains("linking"), "{text}");
+
+    // a changed option rebuilds OUT, from the cached CPython and converted modules
+    let changed = build(&dist, &["--no-verify", "--timings"]);
+    let text = stderr(&changed);
+    assert!(changed.status.success(), "{text}");
     assert!(text.contains("reused the CPython 3.11 build"), "{text}");
     assert!(text.contains("reused all"), "{text}");
     assert!(!text.contains("make CPython"), "no rebuild of CPython: {text}");
+    for stage in ["CPython", "audit", "link: pass 2", "payload", "total"] {
+        assert!(text.lines().any(|l| l.trim_start().starts_with(stage)), "--timings lists {stage}: {text}");
+    }
 }
 
 #[test]
