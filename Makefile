@@ -15,15 +15,16 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test demo clean
+.PHONY: help setup python-src build run test bench demo clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
-	@echo "make run         build the static interpreter into dist/ (dlstatic build --out dist)"
+	@echo "make run         build the static interpreter with extensions/modules.txt into dist/"
 	@echo "make build       build target/release/dlstatic"
 	@echo "make python-src  fetch Debian's CPython 3.11 source tarball into $(CACHE)/src"
-	@echo "make test    run every test (fixtures with the real compiler and linker)"
-	@echo "make demo    capture two plugins, link a static host, run it in an empty root"
+	@echo "make test        run every test (fixtures with the real compiler and linker)"
+	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
+	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
 
 setup:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -52,6 +53,15 @@ build:
 
 test:
 	$(CARGO) test --release
+
+# hyperfine times the commands; lld and mold are the alternative linkers compared
+BENCH_PACKAGES := hyperfine lld mold bc
+
+bench: setup
+	@missing=$$(for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	bench/run.sh
 
 demo: build
 	./examples/demo.sh $(DLSTATIC)

@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::analyze::{self, Module};
@@ -75,7 +76,14 @@ fn finding(kind: &'static str, severity: Severity, modules: Vec<String>, symbols
 /// Audit every captured module of `db` (those matching `exclude` left out) against the
 /// main program made of `main_inputs`.
 /// `extra_dbs` as in link.rs: more dbs with the ids of the records to take from them.
-pub fn audit(db_dir: &Path, extra_dbs: &[(PathBuf, BTreeSet<String>)], main_inputs: &[String], exclude: &[String]) -> Result<Report> {
+/// `link_work`: a link's work dir whose current `.km.json` analyses can be reused.
+pub fn audit(
+    db_dir: &Path,
+    extra_dbs: &[(PathBuf, BTreeSet<String>)],
+    main_inputs: &[String],
+    exclude: &[String],
+    link_work: Option<&Path>,
+) -> Result<Report> {
     let db = CaptureDb::open_existing(db_dir)?;
     let scratch = tempfile::tempdir()?;
     let mut findings = Vec::new();
@@ -89,12 +97,17 @@ pub fn audit(db_dir: &Path, extra_dbs: &[(PathBuf, BTreeSet<String>)], main_inpu
     for (index, (db, ids)) in sources.iter().enumerate() {
         records.extend(db.records()?.into_iter().filter(|r| ids.is_none_or(|ids| ids.contains(&r.md5))).map(|r| (index, r)));
     }
-    for (index, record) in records {
+    records.retain(|(_, record)| !excluded.is_match(record.output.rsplit('/').next().unwrap_or(&record.output)));
+    let analyzed: Vec<Result<Module>> = records
+        .par_iter()
+        .map(|(index, record)| match link_work {
+            Some(work) => crate::link::analyzed_module(&sources[*index].0, record, work).map(|(module, _)| module),
+            None => analyze::analyze(&sources[*index].0, record, scratch.path()),
+        })
+        .collect();
+    for ((_, record), analysis) in records.iter().zip(analyzed) {
         let so_name = record.output.rsplit('/').next().unwrap_or(&record.output).to_string();
-        if excluded.is_match(&so_name) {
-            continue;
-        }
-        match analyze::analyze(&sources[index].0, &record, scratch.path()) {
+        match analysis {
             Ok(module) => modules.push(module),
             Err(error) => findings.push(finding(
                 "unlinkable-object",

@@ -37,6 +37,8 @@ pub struct BuildOptions {
     pub verify: bool,
     /// `-fuse-ld=` for the final link: bfd, gold, lld or mold; None: the compiler's default.
     pub linker: Option<String>,
+    /// Extra arguments for the final link.
+    pub link_args: Vec<String>,
     /// Print the time each stage took.
     pub timings: bool,
 }
@@ -62,10 +64,11 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     if !source.exists() {
         bail!("{}: CPython source not found", source.display());
     }
-    let linker_args = match &options.linker {
+    let mut linker_args = match &options.linker {
         Some(name) => vec![toolchain::fuse_ld_flag(name)?],
         None => Vec::new(),
     };
+    linker_args.extend(options.link_args.iter().cloned());
     let source_key = cpython::source_key(&source)?;
     let package_set = options.modules.as_deref().map(packages::plan).transpose()?;
     let key = build_key(options, &source_key, package_set.as_ref(), &skip)?;
@@ -113,7 +116,9 @@ pub fn build(options: &BuildOptions) -> Result<()> {
 
     let main_inputs = python.main_inputs()?;
     let exclude: Vec<String> = skip.iter().map(|name| format!("{name}.*")).collect();
-    let report = audit::audit(&python.db, &extra_dbs, &main_inputs, &exclude).context("auditing the modules")?;
+    let link_work = km.join("link");
+    std::fs::create_dir_all(&link_work).with_context(|| format!("{}: cannot create", link_work.display()))?;
+    let report = audit::audit(&python.db, &extra_dbs, &main_inputs, &exclude, Some(&link_work)).context("auditing the modules")?;
     crate::fsutil::write_atomic(&km.join("audit.json"), &serde_json::to_vec_pretty(&report)?)?;
     eprintln!(
         "dlstatic: audit: {} errors, {} warnings, {} info ({})",
@@ -123,7 +128,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     let link_options = LinkOptions {
         db: python.db.clone(),
         output: interpreter.clone(),
-        work: km.join("link"),
+        work: link_work,
         only: Vec::new(),
         exclude,
         extra_dbs,
@@ -173,8 +178,8 @@ fn build_key(options: &BuildOptions, source_key: &str, packages: Option<&package
     let mut context = md5::Context::new();
     context.consume(std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?);
     let settings = format!(
-        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}",
-        packages.map_or("", |p| p.key.as_str()), skip.join(" "), options.keep_so, options.full_stdlib, options.verify, options.linker
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}",
+        packages.map_or("", |p| p.key.as_str()), skip.join(" "), options.keep_so, options.full_stdlib, options.verify, options.linker, options.link_args
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))

@@ -76,6 +76,9 @@ Example: make python-src && dlstatic build --out dist && chroot dist /bin/python
         /// compiler's]
         #[arg(long, value_name = "NAME")]
         linker: Option<String>,
+        /// An extra argument for the final link, e.g. --link-arg=-Wl,--gc-sections (repeatable)
+        #[arg(long = "link-arg", value_name = "ARG", allow_hyphen_values = true)]
+        link_args: Vec<String>,
         /// Print the wall time of each stage at the end
         #[arg(long)]
         timings: bool,
@@ -180,8 +183,9 @@ fn default_jobs() -> usize {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Build { modules, python_src, skip, out, jobs, keep_so, full_stdlib, no_verify, linker, timings } => {
-            build::build(&BuildOptions { modules, python_src, skip, out, jobs, keep_so, full_stdlib, verify: !no_verify, linker, timings })?;
+        Command::Build { modules, python_src, skip, out, jobs, keep_so, full_stdlib, no_verify, linker, link_args, timings } => {
+            let options = BuildOptions { modules, python_src, skip, out, jobs, keep_so, full_stdlib, verify: !no_verify, linker, link_args, timings };
+            build::build(&options)?;
             Ok(0)
         }
         Command::Audit { db, mut main_inputs, mut json, mut strict } => {
@@ -197,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
                 _ => true,
             });
-            let report = match audit::audit(&db, &[], &main_inputs, &[]) {
+            let report = match audit::audit(&db, &[], &main_inputs, &[], None) {
                 Ok(report) => report,
                 Err(error) => {
                     eprintln!("dlstatic: error: {error:#}");

@@ -120,8 +120,8 @@ impl CaptureDb {
         Ok(records)
     }
 
-    pub fn read_object(&self, md5: &str) -> Result<Vec<u8>> {
+    pub fn read_object(&self, md5: &str) -> Result<memmap2::Mmap> {
         let path = self.object_path(md5);
-        std::fs::read(&path).with_context(|| format!("{}: missing from capture db", path.display()))
+        crate::fsutil::map(&path).with_context(|| format!("{}: missing from capture db", path.display()))
     }
 }

@@ -2,12 +2,14 @@
 //! resolved to the static archives that replace them, and the sonames the main
 //! program answers for once they are linked in.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use regex::Regex;
 
 use crate::elf;
-use crate::toolchain::find_in_compiler_search_path;
+use crate::toolchain::{Memo, find_in_compiler_search_path};
 
 /// glibc's libraries that static libc.a contains whole (glibc >= 2.34): always linked in.
 pub const GLIBC_SONAMES: &[&str] = &["libc.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1"];
@@ -55,14 +57,14 @@ fn shared_library_path(lib: &str, lib_dirs: &[String]) -> Option<PathBuf> {
 /// The system's shared library for `-l<lib>` (an ELF file, or a linker script such as
 /// Debian's libm.so naming the real one), read.
 fn system_shared_library(lib: &str, lib_dirs: &[String]) -> Option<elf::SharedInterface> {
-    let bytes = std::fs::read(shared_library_path(lib, lib_dirs)?).ok()?;
+    let bytes = crate::fsutil::map(&shared_library_path(lib, lib_dirs)?).ok()?;
     if elf::file_kind(&bytes) == elf::FileKind::SharedObject {
         return elf::shared_object_interface(&bytes).ok();
     }
     // GROUP ( /lib/…/libm.so.6 AS_NEEDED (…) )
     let pattern = Regex::new(&format!(r"/[^ ]*lib{}\.so\.[0-9.]+", regex::escape(lib))).ok()?;
     let real = pattern.find(&String::from_utf8_lossy(&bytes))?.as_str().to_string();
-    elf::shared_object_interface(&std::fs::read(real).ok()?).ok()
+    elf::shared_object_interface(&crate::fsutil::map(Path::new(&real)).ok()?).ok()
 }
 
 /// What to tell a user who lacks `lib<lib>.a`, from dpkg's file database: which
@@ -128,21 +130,37 @@ fn lib_name_of_soname(soname: &str) -> Option<String> {
 }
 
 fn pkg_config_static_libs(lib: &str) -> Vec<String> {
+    // many modules name the same library, and audit and link both ask: the pkg-config
+    // runs were most of the audit's time, so each library is looked up once per process
+    static KNOWN: Memo<Vec<String>> = Memo::new();
+    KNOWN.get_or_insert_with(lib, || run_pkg_config_static_libs(lib))
+}
+
+fn run_pkg_config_static_libs(lib: &str) -> Vec<String> {
     // -ltk8.6 is described by tk.pc, -lssl by libssl.pc, -lX11 by x11.pc
     let unversioned = lib.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    for package in [lib.to_string(), format!("lib{lib}"), unversioned.to_string(), lib.to_lowercase()] {
-        let Ok(out) = std::process::Command::new("pkg-config").args(["--static", "--libs-only-l", &package]).output() else {
-            return Vec::new();
-        };
-        if out.status.success() && !package.is_empty() {
-            return String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .filter_map(|flag| flag.strip_prefix("-l"))
-                .map(String::from)
-                .collect();
-        }
+    let candidates = [lib.to_string(), format!("lib{lib}"), unversioned.to_string(), lib.to_lowercase()];
+    let Some(package) = candidates.iter().find(|name| pkg_config_packages().contains(name.as_str())) else {
+        return Vec::new();
+    };
+    match std::process::Command::new("pkg-config").args(["--static", "--libs-only-l", package]).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|flag| flag.strip_prefix("-l"))
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
     }
-    Vec::new()
+}
+
+/// Every package pkg-config knows (`--list-all`), asked once: most `-l` names have none.
+fn pkg_config_packages() -> &'static HashSet<String> {
+    static PACKAGES: OnceLock<HashSet<String>> = OnceLock::new();
+    PACKAGES.get_or_init(|| {
+        let listed = std::process::Command::new("pkg-config").arg("--list-all").output();
+        let text = listed.map(|out| String::from_utf8_lossy(&out.stdout).into_owned()).unwrap_or_default();
+        text.lines().filter_map(|line| line.split_whitespace().next()).map(String::from).collect()
+    })
 }
 
 #[cfg(test)]

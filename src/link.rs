@@ -222,7 +222,7 @@ fn work_file(work: &Path, module: &Module, suffix: &str) -> PathBuf {
 
 /// The module's analysis: from its `.km.json` when that is current (the flag is then
 /// true), else analyzed anew.
-fn analyzed_module(db: &CaptureDb, record: &LinkRecord, work: &Path) -> Result<(Module, bool)> {
+pub fn analyzed_module(db: &CaptureDb, record: &LinkRecord, work: &Path) -> Result<(Module, bool)> {
     let so_name = record.output.rsplit('/').next().unwrap_or(&record.output);
     let json_path = work.join(format!("{}.km.json", Module::base_for(so_name, &record.md5)));
     if let Some(cached) = std::fs::read(&json_path).ok().and_then(|b| serde_json::from_slice::<Module>(&b).ok()) {
@@ -274,21 +274,33 @@ pub fn renamed_archive(db: &CaptureDb, module: &Module, renames: &HashMap<String
 
 /// Render a table to `source` and compile it next to it (`x.symbols.c` → `x.symbols.o`).
 fn compile_table(table: &Table, source: &Path, work: &Path) -> Result<PathBuf> {
-    write_atomic(source, codegen::render(table)?.as_bytes())?;
-    let object = source.with_extension("o");
-    let tmp = source.with_extension("o.tmp");
-    toolchain::compile_c(source, &tmp, &work.join("runtime"))?;
-    std::fs::rename(&tmp, &object)?;
-    Ok(object)
+    compile_generated(source, &codegen::render(table)?, &work.join("runtime"))
 }
 
 fn compile_runtime(work: &Path) -> Result<PathBuf> {
     let dir = work.join("runtime");
     std::fs::create_dir_all(&dir)?;
-    write_atomic(&dir.join("dlstatic.h"), RUNTIME_H.as_bytes())?;
-    write_atomic(&dir.join("dlstatic.c"), RUNTIME_C.as_bytes())?;
-    let object = dir.join("dlstatic.o");
-    toolchain::compile_c(&dir.join("dlstatic.c"), &object, &dir)?;
+    if std::fs::read(dir.join("dlstatic.h")).ok().as_deref() != Some(RUNTIME_H.as_bytes()) {
+        write_atomic(&dir.join("dlstatic.h"), RUNTIME_H.as_bytes())?;
+    }
+    compile_generated(&dir.join("dlstatic.c"), RUNTIME_C, &dir)
+}
+
+/// Write `text` to `source` and compile it to `source` with extension `.o`, unless the
+/// object there was compiled from the same text and header by the same compiler (a
+/// `.key` file next to it says): a relink after one module changed recompiles nothing else.
+fn compile_generated(source: &Path, text: &str, include_dir: &Path) -> Result<PathBuf> {
+    let object = source.with_extension("o");
+    let key_file = source.with_extension("o.key");
+    let key = format!("{:x}", md5::compute(format!("{text}\0{RUNTIME_H}\0{:?}", Driver::C.real_command())));
+    if object.exists() && std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
+        return Ok(object);
+    }
+    write_atomic(source, text.as_bytes())?;
+    let tmp = source.with_extension("o.tmp");
+    toolchain::compile_c(source, &tmp, include_dir)?;
+    std::fs::rename(&tmp, &object)?;
+    write_atomic(&key_file, key.as_bytes())?;
     Ok(object)
 }
 
@@ -335,7 +347,7 @@ fn resolve_system_libs(modules: &[Module]) -> Result<SystemLibs> {
             let archive = libs::static_archive_for_shared(shared).with_context(|| {
                 format!("{}: linked with {shared}, for which no static archive exists", module.path)
             })?;
-            let soname = std::fs::read(shared).ok().and_then(|b| elf::shared_object_interface(&b).ok()).and_then(|i| i.soname);
+            let soname = crate::fsutil::map(Path::new(shared)).ok().and_then(|b| elf::shared_object_interface(&b).ok()).and_then(|i| i.soname);
             out.libs.push(SystemLib { name: shared.clone(), archive, soname });
         }
     }

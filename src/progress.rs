@@ -91,8 +91,8 @@ impl Timings {
         let total: Duration = self.stages.iter().map(|(_, d)| *d).sum();
         eprintln!("dlstatic: timings");
         for (stage, took) in &self.stages {
-            eprintln!("  {stage:<28} {:>8.3}s", took.as_secs_f64());
+            eprintln!("  {stage:<30} {:>8.3}s", took.as_secs_f64());
         }
-        eprintln!("  {:<28} {:>8.3}s", "total", total.as_secs_f64());
+        eprintln!("  {:<30} {:>8.3}s", "total", total.as_secs_f64());
     }
 }

@@ -44,7 +44,7 @@ impl ProgramSymbols {
                 archives.extend(libs::static_archive_for(lib, &lib_dirs));
             } else if !input.starts_with('-') {
                 let path = Path::new(input);
-                let bytes = std::fs::read(path).with_context(|| format!("{input}: cannot read main input"))?;
+                let bytes = crate::fsutil::map(path).with_context(|| format!("{input}: cannot read main input"))?;
                 match elf::file_kind(&bytes) {
                     elf::FileKind::Relocatable => {
                         let summary = elf::summarize_object(&bytes).with_context(|| input.clone())?;
@@ -73,7 +73,7 @@ impl ProgramSymbols {
 /// The names an archive's symbol index lists. A text "archive" (Debian's libm.a is
 /// `GROUP ( libm-2.36.a libmvec.a )`) is a linker script naming the real ones.
 fn add_archive_index(path: &Path, names: &mut HashSet<String>, depth: usize) -> Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes = crate::fsutil::map(path)?;
     if !matches!(elf::file_kind(&bytes), elf::FileKind::Archive | elf::FileKind::ThinArchive) {
         if depth > 2 {
             return Ok(());

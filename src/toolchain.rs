@@ -1,7 +1,9 @@
 //! The real compiler and linker, as dlstatic itself calls them: compiling generated C
 //! and the runtime shim, turning LTO objects into regular ones, and the final link.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -86,6 +88,11 @@ pub fn link(driver: Driver, args: &[String], log: &Path) -> Result<()> {
 
 /// Where the compiler driver would find `file` (`cc -print-file-name`), if anywhere.
 pub fn find_in_compiler_search_path(file: &str) -> Option<PathBuf> {
+    static FOUND: Memo<Option<PathBuf>> = Memo::new();
+    FOUND.get_or_insert_with(file, || ask_compiler_for_file(file))
+}
+
+fn ask_compiler_for_file(file: &str) -> Option<PathBuf> {
     let real = Driver::C.real_command();
     let out = Command::new(&real[0]).args(&real[1..]).arg(format!("-print-file-name={file}")).output().ok()?;
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -107,4 +114,24 @@ pub fn fuse_ld_flag(name: &str) -> Result<String> {
         bail!("--linker {name}: {program} is not on PATH (Debian package: {package})");
     }
     Ok(format!("-fuse-ld={name}"))
+}
+
+/// Answers about the system (the compiler's search path, pkg-config) that audit and link
+/// ask again and again for the same name; each is found out once per process.
+pub struct Memo<V>(OnceLock<Mutex<HashMap<String, V>>>);
+
+impl<V: Clone> Memo<V> {
+    pub const fn new() -> Self {
+        Memo(OnceLock::new())
+    }
+
+    pub fn get_or_insert_with(&self, key: &str, find: impl FnOnce() -> V) -> V {
+        let known = self.0.get_or_init(Mutex::default);
+        if let Some(value) = known.lock().unwrap().get(key) {
+            return value.clone();
+        }
+        let value = find();
+        known.lock().unwrap().insert(key.to_string(), value.clone());
+        value
+    }
 }
