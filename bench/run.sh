@@ -71,7 +71,14 @@ startup_bench() { # NAME PAYLOAD CODE
 startup_bench startup-pass "$WORK/dist" "pass"
 startup_bench startup-stdlib "$WORK/dist" "$stdlib_set"
 [ -d "$WORK/numpy" ] && startup_bench startup-numpy "$WORK/numpy" "import numpy"
-# where the time goes: -X importtime of the stdlib set, both interpreters
+# where the time goes: instructions executed (callgrind, repeatable) and page faults for
+# `-c pass`; -X importtime of the stdlib set; both interpreters
+for kind in static dynamic; do
+    python=$([ $kind = static ] && echo "$WORK/dist/bin/python3.11" || echo "$dynamic")
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$python" -c pass 2>&1 |
+        awk '/Collected/ {print $NF}' > "$R/instructions-pass-$kind.txt"
+    perf stat -x, -r 20 -e page-faults "$python" -c pass 2>&1 | awk -F, '/page-faults/ {print $1}' > "$R/page-faults-pass-$kind.txt"
+done
 "$WORK/dist/bin/python3.11" -X importtime -c "$stdlib_set" 2> "$R/importtime-static.txt"
 env PYTHONPATH="$WORK/dist.km/packages/site" "$dynamic" -X importtime -c "$stdlib_set" 2> "$R/importtime-dynamic.txt"
 
