@@ -15,12 +15,15 @@ results = Path(sys.argv[1])
 facts = dict(line.rstrip("\n").split("\t", 1) for line in (results / "facts.tsv").read_text().splitlines())
 
 
-def runs(name):
-    """command name -> hyperfine result, or {} when the bench was skipped."""
+def export(name):
+    """The JSON a hyperfine (or bench/paired.py) run exported, or {} when it was skipped."""
     path = results / f"{name}.json"
-    if not path.exists():
-        return {}
-    return {r["command"]: r for r in json.loads(path.read_text())["results"]}
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def runs(name):
+    """command name -> its result."""
+    return {r["command"]: r for r in export(name).get("results", [])}
 
 
 def seconds(value):
@@ -88,7 +91,9 @@ for dataset in ["stdlib", "numpy"]:
 say("## 2. Start-up and import\n")
 say("The static payload against the dynamic interpreter built from the same CPython source (the build "
     "dlstatic cached), with the same third-party modules (the `.so` files pip installed, on PYTHONPATH). "
-    "Both read precompiled `.pyc`; PYTHONDONTWRITEBYTECODE=1.\n")
+    "Both read precompiled `.pyc`; PYTHONDONTWRITEBYTECODE=1. Runs alternate between the two "
+    "(`bench/paired.py`) and the ratio is the median of the per-pair ratios, so that load from "
+    "elsewhere on the machine hits both alike.\n")
 say(f"Stdlib set: `{facts['stdlib-set']}`.\n")
 rows = []
 for name, label in [("startup-pass", "`-c pass`"), ("startup-stdlib", "14 stdlib extension imports"), ("startup-numpy", "`import numpy`")]:
@@ -96,10 +101,10 @@ for name, label in [("startup-pass", "`-c pass`"), ("startup-stdlib", "14 stdlib
     if not r:
         continue
     s, d = r["static"], r["dynamic"]
-    ratio = s["median"] / d["median"]
+    ratio = export(name)["paired_ratio"]
     rows.append([label, seconds(s["median"]), spread(s), seconds(d["median"]), spread(d), f"{ratio:.2f}×", verdict(ratio <= 1.02)])
     headline.append([f"start-up, {label}", f"{seconds(s['median'])} static vs {seconds(d['median'])} dynamic", f"{ratio:.2f}×"])
-say(table(["", "static", "min – max", "dynamic", "min – max", "static / dynamic", "not slower (±2%)"], rows))
+say(table(["", "static", "min – max", "dynamic", "min – max", "static / dynamic (paired)", "not slower (±2%)"], rows))
 number = lambda name: int(float((results / name).read_text().strip()))
 instructions = {kind: number(f"instructions-pass-{kind}.txt") for kind in ["static", "dynamic"]}
 faults = {kind: number(f"page-faults-pass-{kind}.txt") for kind in ["static", "dynamic"]}

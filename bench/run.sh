@@ -61,12 +61,12 @@ say "2. start-up and import (static payload vs the dynamic build of the same sou
 stdlib_set="import _ssl, _sqlite3, _ctypes, _decimal, _lzma, _bz2, zlib, _uuid, _json, readline, _curses, _codecs_jp, _hashlib, _socket"
 fact stdlib-set "$stdlib_set"
 export PYTHONDONTWRITEBYTECODE=1 # both trees hold compiled .pyc; neither writes new ones
-startup_bench() { # NAME PAYLOAD CODE
+startup_bench() { # NAME PAYLOAD CODE: paired runs, alternating static and dynamic
     # both through env(1), which the dynamic one needs for PYTHONPATH
     local static=$2/bin/python3.11 site=$2.km/packages/site
-    hf "$1" $((RUNS * 4)) --warmup 3 -N \
-        -n static "env PYTHONNOUSERSITE=1 $static -c '$3'" \
-        -n dynamic "env PYTHONNOUSERSITE=1 PYTHONPATH=$site $dynamic -c '$3'"
+    python3 bench/paired.py --runs $((RUNS * 10)) --warmup 3 --export-json "$R/$1.json" \
+        static "env PYTHONNOUSERSITE=1 $static -c '$3'" \
+        dynamic "env PYTHONNOUSERSITE=1 PYTHONPATH=$site $dynamic -c '$3'" >&2
 }
 startup_bench startup-pass "$WORK/dist" "pass"
 startup_bench startup-stdlib "$WORK/dist" "$stdlib_set"

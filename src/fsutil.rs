@@ -35,9 +35,16 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 pub fn copy_tree(from: &Path, to: &Path, rel: &Path, skip: &(dyn Fn(&Path) -> bool + Sync)) -> Result<()> {
     let mut files = Vec::new();
     make_tree(from, to, rel, skip, &mut files)?;
-    files.par_iter().try_for_each(|(src, dest)| {
-        std::fs::copy(src, dest).map(drop).with_context(|| format!("{}: cannot copy", src.display()))
-    })
+    files.par_iter().try_for_each(|(src, dest)| copy_keeping_mtime(src, dest).with_context(|| format!("{}: cannot copy", src.display())))
+}
+
+/// A copy with the source's modification time: a `.pyc` is valid only while its `.py`
+/// has the mtime recorded in it, so a fresh mtime would make Python recompile every
+/// module at every start (and try to write into a read-only image).
+fn copy_keeping_mtime(src: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::copy(src, dest)?;
+    let modified = std::fs::metadata(src)?.modified()?;
+    std::fs::File::options().write(true).open(dest)?.set_modified(modified)
 }
 
 /// The directories and symlinks of `copy_tree`; the files to copy go to `files`.

@@ -32,6 +32,26 @@ fn dist() -> &'static RwLock<PathBuf> {
     })
 }
 
+/// Every `X.py` whose `__pycache__/X.cpython-311.pyc` records another source mtime than
+/// the file has: CPython's own validity check for timestamp-based .pyc files.
+fn stale_pyc_files(dir: &Path) -> Vec<PathBuf> {
+    let mut stale = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            stale.extend(stale_pyc_files(&path));
+            continue;
+        }
+        let (Some(stem), Some("py")) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|e| e.to_str())) else { continue };
+        let Ok(pyc) = std::fs::read(dir.join("__pycache__").join(format!("{stem}.cpython-311.pyc"))) else { continue };
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
+        if pyc.len() < 12 || pyc[8..12] != mtime.to_le_bytes() {
+            stale.push(path);
+        }
+    }
+    stale
+}
+
 fn in_empty_root(root: &Path, code: &str) -> Output {
     dlstatic::verify::chroot_command(root).args(["/bin/python3", "-c", code]).output().unwrap()
 }
@@ -68,6 +88,8 @@ fn static_interpreter_passes_verify_and_runs_in_an_empty_root() {
     assert_eq!(std::fs::read_to_string(stub).unwrap().trim(), manifest.modules[0].id);
     assert!(!dist.join("lib/python3.11/test").exists() && !dist.join("lib/python3.11/idlelib").exists());
     assert!(dist.join("lib/python3.11/__pycache__").is_dir(), "compiled .pyc shipped");
+    let stale = stale_pyc_files(&dist.join("lib/python3.11"));
+    assert!(stale.is_empty(), "{} .pyc files do not match their .py (Python would recompile them at every start): {:?}", stale.len(), &stale[..stale.len().min(5)]);
 
     let out = in_empty_root(
         &dist,
