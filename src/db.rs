@@ -120,8 +120,10 @@ impl CaptureDb {
         Ok(records)
     }
 
-    pub fn read_object(&self, md5: &str) -> Result<memmap2::Mmap> {
+    /// Read, not mapped (see fsutil::map): objects are small and read from many threads,
+    /// where unmapping costs more than the copy.
+    pub fn read_object(&self, md5: &str) -> Result<Vec<u8>> {
         let path = self.object_path(md5);
-        crate::fsutil::map(&path).with_context(|| format!("{}: missing from capture db", path.display()))
+        std::fs::read(&path).with_context(|| format!("{}: missing from capture db", path.display()))
     }
 }

@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 
-/// A file's bytes, mapped rather than copied: the rename stage reads every object of
-/// every module, and the symbol pass reads the index of every system archive; copying
-/// them through read(2) was the largest cost of both.
+/// A file's bytes, mapped rather than copied: for the large inputs of which dlstatic
+/// needs only a part — the symbol index of a system archive (libc.a, libpython, …), the
+/// dynamic section of a shared library.
 pub fn map(path: &Path) -> Result<memmap2::Mmap> {
     let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    // SAFETY: dlstatic maps files that are replaced, never rewritten in place, while it
-    // runs: capture db objects (content-addressed, created by an atomic rename) and
-    // installed static archives (package managers install by rename).
+    // SAFETY: dlstatic maps only installed libraries and the main program's inputs, which
+    // are not rewritten in place while it runs (package managers install by rename).
     unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("{}: cannot map", path.display()))
 }
 
