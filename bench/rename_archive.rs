@@ -40,8 +40,7 @@ fn run() -> Result<()> {
         if export {
             export_module(&db, &module, &mangle::symmap_text(&renames), &out)
         } else {
-            let archive = link::renamed_archive(&db, &module, &renames)?;
-            Ok(std::fs::write(out.join(format!("{}.km.a", module.base())), archive)?)
+            link::write_renamed_archive(&db, &module, &renames, &out.join(format!("{}.km.a", module.base())))
         }
     })
 }

@@ -54,7 +54,11 @@ rename_bench() { # NAME DB
 }
 say "1. rename + archive"
 rename_bench stdlib "$python_tree/db"
-[ -d "$WORK/numpy.km/packages/db" ] && rename_bench numpy "$WORK/numpy.km/packages/db"
+if [ -d "$WORK/numpy" ]; then # numpy's capture db, in the package cache
+    numpy_db=$(python3 -c 'import json, sys; print(next(d for d in json.load(open(sys.argv[1]))["dbs"] if "/numpy-" in d))' \
+        "$WORK/numpy.km/packages/packages.json")
+    rename_bench numpy "$numpy_db"
+fi
 
 # 2. start-up and import ------------------------------------------------------------
 say "2. start-up and import (static payload vs the dynamic build of the same source)"

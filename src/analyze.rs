@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{CaptureDb, LinkInput, LinkRecord};
@@ -97,31 +98,17 @@ struct Candidate {
 
 pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -> Result<Module> {
     let so_name = record.output.rsplit('/').next().unwrap_or(&record.output).to_string();
-    let mut direct = Vec::new();
-    let mut archives = Vec::new();
-    let mut shared_inputs = Vec::new();
-    for input in &record.inputs {
-        match input {
-            LinkInput::Object { path, md5 } => direct.push(load_candidate(db, path.clone(), md5, scratch)?),
-            LinkInput::Archive { path, members } => {
-                let mut loaded = Vec::new();
-                for member in members {
-                    let origin = format!("{path}({})", member.name);
-                    // archive symbol tables and other non-object members are not linkable code
-                    let bytes = db.read_object(&member.md5)?;
-                    if elf::file_kind(&bytes) == elf::FileKind::Relocatable {
-                        loaded.push(load_candidate(db, origin, &member.md5, scratch)?);
-                    } else if !member.name.starts_with('/') && !member.name.ends_with(".rmeta") && !member.name.is_empty() {
-                        // (a Rust rlib's lib.rmeta is crate metadata, not code)
-                        bail!("{origin}: archive member is not an ELF relocatable object (LLVM bitcode or foreign file?); it cannot be linked statically");
-                    }
-                }
-                archives.push(loaded);
-            }
-            LinkInput::Shared { path } => shared_inputs.push(path.clone()),
-            LinkInput::Other { path } => bail!(
-                "{path}: input to the link of {so_name} is neither an object nor an archive (a linker script?); dlstatic cannot link it statically"
-            ),
+    // Objects are read and summarized in parallel (a numpy module has hundreds); the
+    // results keep the link's input order, and the first failing input in that order
+    // is the one reported, so the outcome does not depend on thread timing.
+    let loaded: Vec<Result<LoadedInput>> =
+        record.inputs.par_iter().map(|input| load_input(db, input, &so_name, scratch)).collect();
+    let (mut direct, mut archives, mut shared_inputs) = (Vec::new(), Vec::new(), Vec::new());
+    for input in loaded {
+        match input? {
+            LoadedInput::Object(candidate) => direct.push(candidate),
+            LoadedInput::Archive(members) => archives.push(members),
+            LoadedInput::Shared(path) => shared_inputs.push(path),
         }
     }
 
@@ -167,6 +154,42 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
         constructors,
         library_names: library_names.into_iter().collect(),
         bindings: BTreeMap::new(),
+    })
+}
+
+enum LoadedInput {
+    Object(Candidate),
+    /// The archive's linkable members, in archive order.
+    Archive(Vec<Candidate>),
+    Shared(String),
+}
+
+fn load_input(db: &CaptureDb, input: &LinkInput, so_name: &str, scratch: &std::path::Path) -> Result<LoadedInput> {
+    Ok(match input {
+        LinkInput::Object { path, md5 } => LoadedInput::Object(load_candidate(db, path.clone(), md5, scratch)?),
+        LinkInput::Archive { path, members } => {
+            let loaded: Vec<Result<Option<Candidate>>> = members
+                .par_iter()
+                .map(|member| {
+                    let origin = format!("{path}({})", member.name);
+                    // archive symbol tables and other non-object members are not linkable code
+                    let bytes = db.read_object(&member.md5)?;
+                    if elf::file_kind(&bytes) == elf::FileKind::Relocatable {
+                        load_candidate(db, origin, &member.md5, scratch).map(Some)
+                    } else if !member.name.starts_with('/') && !member.name.ends_with(".rmeta") && !member.name.is_empty() {
+                        // (a Rust rlib's lib.rmeta is crate metadata, not code)
+                        bail!("{origin}: archive member is not an ELF relocatable object (LLVM bitcode or foreign file?); it cannot be linked statically");
+                    } else {
+                        Ok(None)
+                    }
+                })
+                .collect();
+            LoadedInput::Archive(loaded.into_iter().filter_map(Result::transpose).collect::<Result<_>>()?)
+        }
+        LinkInput::Shared { path } => LoadedInput::Shared(path.clone()),
+        LinkInput::Other { path } => bail!(
+            "{path}: input to the link of {so_name} is neither an object nor an archive (a linker script?); dlstatic cannot link it statically"
+        ),
     })
 }
 

@@ -1,14 +1,14 @@
 //! Stage 4, archive: a module's renamed objects as one GNU `ar` archive with a symbol
 //! index (what `ar rcsD` writes: zero timestamps, uids and gids, so it is deterministic).
 
-use std::io::Cursor;
+use std::io::{Seek, Write};
 
 use anyhow::{Context, Result};
 use ar_archive_writer::{ArchiveKind, DEFAULT_OBJECT_READER, NewArchiveMember, write_archive_to_stream};
 
 /// Members are named `NNN-basename` so names stay unique even when two inputs share a
 /// basename, and the order is the module's object order.
-pub fn write_archive(objects: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+pub fn write_archive(objects: &[(String, Vec<u8>)], out: &mut (impl Write + Seek)) -> Result<()> {
     let members: Vec<NewArchiveMember> = objects
         .iter()
         .enumerate()
@@ -17,8 +17,5 @@ pub fn write_archive(objects: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
             NewArchiveMember::new(bytes.as_slice(), &DEFAULT_OBJECT_READER, format!("{i:03}-{base}"))
         })
         .collect();
-    let mut out = Cursor::new(Vec::new());
-    write_archive_to_stream(&mut out, &members, ArchiveKind::Gnu, false, None)
-        .context("cannot write archive")?;
-    Ok(out.into_inner())
+    write_archive_to_stream(out, &members, ArchiveKind::Gnu, false, None).context("cannot write archive")
 }

@@ -103,14 +103,10 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         }
         None => None,
     };
-    // of a pip build's captured links, those whose output was installed
-    let installed_modules = match &packages {
-        Some(installed) => match_installed_modules(&installed.site, &installed.db)?,
-        None => BTreeMap::new(),
-    };
-    let extra_dbs: Vec<(PathBuf, BTreeSet<String>)> = match &packages {
-        Some(installed) => vec![(installed.db.clone(), installed_modules.values().cloned().collect())],
-        None => Vec::new(),
+    // of the packages' captured links, those whose output was installed, by db
+    let (installed_modules, extra_dbs) = match &packages {
+        Some(installed) => match_installed_modules(&installed.site, &installed.dbs)?,
+        None => (BTreeMap::new(), Vec::new()),
     };
     timings.lap("packages");
 
@@ -213,27 +209,32 @@ fn describe_packages(manifest: &mut Manifest, packages: Option<&InstalledPackage
 
 /// The module id (md5 of the linked output) of every extension module installed below
 /// `site`: by the installed file's md5, or, where the install step changed the file
-/// (CMake rewrites RPATHs), by the one captured link with the same file name.
-fn match_installed_modules(site: &Path, db: &Path) -> Result<BTreeMap<PathBuf, String>> {
-    let records = CaptureDb::open_existing(db)?.records()?;
+/// (CMake rewrites RPATHs), by the one captured link with the same file name; and, for
+/// each db that holds any of them, their ids (what link and audit take from it).
+fn match_installed_modules(site: &Path, dbs: &[PathBuf]) -> Result<(BTreeMap<PathBuf, String>, Vec<(PathBuf, BTreeSet<String>)>)> {
+    let mut records: Vec<(usize, LinkRecord)> = Vec::new();
+    for (index, db) in dbs.iter().enumerate() {
+        records.extend(CaptureDb::open_existing(db)?.records()?.into_iter().map(|record| (index, record)));
+    }
     let mut matched = BTreeMap::new();
+    let mut ids_by_db = vec![BTreeSet::new(); dbs.len()];
     for so in payload::extension_files(site)? {
         let md5 = format!("{:x}", md5::compute(std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?));
-        if records.iter().any(|r| r.md5 == md5) {
-            matched.insert(so, md5);
-            continue;
-        }
         let name = so.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let same_name: Vec<&LinkRecord> = records.iter().filter(|r| r.output.rsplit('/').next() == Some(name.as_str())).collect();
-        match same_name.as_slice() {
-            [record] => {
-                matched.insert(so, record.md5.clone());
-            }
-            [] => bail!("{}: installed, but no captured link produced it (a prebuilt binary in the sdist?); it cannot be linked", so.display()),
-            _ => bail!("{}: changed after its link, and {} captured links have its name; cannot tell which one it is", so.display(), same_name.len()),
-        }
+        let same_name = || records.iter().filter(|(_, r)| r.output.rsplit('/').next() == Some(name.as_str())).collect::<Vec<_>>();
+        let (index, record) = match records.iter().find(|(_, r)| r.md5 == md5) {
+            Some(found) => found,
+            None => match same_name().as_slice() {
+                [found] => *found,
+                [] => bail!("{}: installed, but no captured link produced it (a prebuilt binary in the sdist?); it cannot be linked", so.display()),
+                several => bail!("{}: changed after its link, and {} captured links have its name; cannot tell which one it is", so.display(), several.len()),
+            },
+        };
+        ids_by_db[*index].insert(record.md5.clone());
+        matched.insert(so, record.md5.clone());
     }
-    Ok(matched)
+    let extra_dbs = dbs.iter().cloned().zip(ids_by_db).filter(|(_, ids)| !ids.is_empty()).collect();
+    Ok((matched, extra_dbs))
 }
 
 /// Put `new` where `out` is: the old OUT is moved aside first and removed after.

@@ -42,7 +42,8 @@ one id stub per module in lib-dynload/, etc/ with minimal hosts, passwd, group, 
 OUT.km/ holds logs/, link/ (per-module work files), manifest.json. OUT is replaced only when
 every step, including `verify`, worked; a build whose inputs (CPython source, modules.txt and
 its local trees, skip list, options, dlstatic itself) are those OUT was built from does nothing.
-The CPython build is cached in ~/.cache/dlstatic/cpython/<source md5>/ ($DLSTATIC_CACHE).
+The CPython build is cached in ~/.cache/dlstatic/cpython/<source md5>/ ($DLSTATIC_CACHE), each
+package from an index or a local tree in ~/.cache/dlstatic/packages/, shared by every OUT.
 Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'")]
     Build {
         /// Third-party packages to link in: pip requirement lines (pip freeze output

@@ -2,6 +2,8 @@
 //! relocatable object, and the soname and exports of a linked shared object.
 //! Only 64-bit little-endian objects for the machine dlstatic runs on are accepted.
 
+use std::sync::LazyLock;
+
 use anyhow::{Result, anyhow, bail};
 use object::Endianness;
 use object::elf::{self, FileHeader64};
@@ -106,7 +108,9 @@ pub fn summarize_object(bytes: &[u8]) -> Result<ObjectSummary> {
     }
     let sections = header.sections(endian, bytes).map_err(|e| anyhow!("malformed sections: {e}"))?;
     let mut summary = ObjectSummary::default();
-    let library_name = regex::bytes::Regex::new(r"lib[A-Za-z0-9_+.-]*\.so(\.[0-9]+)*").unwrap();
+    // compiled once: a module of hundreds of objects would otherwise compile it hundreds of times
+    static LIBRARY_NAME: LazyLock<regex::bytes::Regex> =
+        LazyLock::new(|| regex::bytes::Regex::new(r"lib[A-Za-z0-9_+.-]*\.so(\.[0-9]+)*").unwrap());
     for section in sections.iter() {
         let name = sections.section_name(endian, section).unwrap_or_default();
         summary.has_lto |= name.starts_with(b".gnu.lto_");
@@ -115,7 +119,7 @@ pub fn summarize_object(bytes: &[u8]) -> Result<ObjectSummary> {
             .any(|prefix| name.starts_with(prefix) && section.sh_size(endian) > 0);
         if name.starts_with(b".rodata") {
             let data = section.data(endian, bytes).unwrap_or_default();
-            for found in library_name.find_iter(data) {
+            for found in LIBRARY_NAME.find_iter(data) {
                 summary.library_names.push(String::from_utf8_lossy(found.as_bytes()).into_owned());
             }
         }

@@ -2,6 +2,9 @@
 //! temporary file in the destination's directory, renamed into place once complete), and
 //! copying trees.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -18,13 +21,26 @@ pub fn map(path: &Path) -> Result<memmap2::Mmap> {
 }
 
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(dest, |out| Ok(out.write_all(bytes)?))
+}
+
+/// As write_atomic, for output produced piece by piece: `write` gets a buffered writer
+/// on the temporary file (large pieces go straight to the file, not through a copy).
+pub fn write_atomic_with(dest: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
     let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".dlstatic-tmp")
+        // what File::create gives (0666 less the umask), not tempfile's private 0600: the
+        // payload's stubs and /etc files must be readable by whichever user runs it
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a file here", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes).with_context(|| format!("{}: cannot write", dest.display()))?;
-    tmp.persist(dest).with_context(|| format!("{}: cannot write", dest.display()))?;
+    let (file, tmp_path) = tmp.into_parts();
+    let mut out = BufWriter::new(file);
+    write(&mut out)
+        .and_then(|()| Ok(out.flush()?))
+        .with_context(|| format!("{}: cannot write", dest.display()))?;
+    tmp_path.persist(dest).with_context(|| format!("{}: cannot write", dest.display()))?;
     Ok(())
 }
 

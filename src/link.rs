@@ -20,7 +20,7 @@ use crate::capture::Driver;
 use crate::codegen::{self, Table, TableSymbol};
 use crate::db::{CaptureDb, LinkRecord};
 use crate::elf::{self, SymbolKind};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{write_atomic, write_atomic_with};
 use crate::resolve::{self, ProgramSymbols};
 use crate::{archive, libs, mangle, progress, toolchain};
 
@@ -243,7 +243,7 @@ fn prepare_module(db: &CaptureDb, mut module: Module, analysis_cached: bool, bin
     }
     module.bindings = bindings;
     let renames = module_renames(&module);
-    write_atomic(&archive_path, &renamed_archive(db, &module, &renames)?)?;
+    write_renamed_archive(db, &module, &renames, &archive_path)?;
     write_atomic(&work_file(work, &module, "km.symmap"), mangle::symmap_text(&renames).as_bytes())?;
     write_atomic(&work_file(work, &module, "km.id"), format!("{}\n", module.md5).as_bytes())?;
     compile_table(&Table::for_module(&module), &work_file(work, &module, "km.symbols.c"), work)?;
@@ -262,14 +262,19 @@ pub fn module_renames(module: &Module) -> HashMap<String, String> {
 }
 
 /// The module's objects, renamed, as one archive (the bytes of its `.km.a`).
-pub fn renamed_archive(db: &CaptureDb, module: &Module, renames: &HashMap<String, String>) -> Result<Vec<u8>> {
-    let mut renamed_objects = Vec::with_capacity(module.objects.len());
-    for object in &module.objects {
-        let (bytes, _) = mangle::rename_symbols(&db.read_object(&object.md5)?, renames)
-            .with_context(|| object.origin.clone())?;
-        renamed_objects.push((object.origin.clone(), bytes));
-    }
-    archive::write_archive(&renamed_objects)
+/// The module's objects, each renamed by `renames`, written as the archive `dest`.
+pub fn write_renamed_archive(db: &CaptureDb, module: &Module, renames: &HashMap<String, String>, dest: &Path) -> Result<()> {
+    // objects are renamed in parallel; collect keeps their order
+    let renamed_objects: Vec<(String, Vec<u8>)> = module
+        .objects
+        .par_iter()
+        .map(|object| {
+            let (bytes, _) = mangle::rename_symbols(db.read_object(&object.md5)?, renames)
+                .with_context(|| object.origin.clone())?;
+            Ok((object.origin.clone(), bytes))
+        })
+        .collect::<Result<_>>()?;
+    write_atomic_with(dest, |out| archive::write_archive(&renamed_objects, out))
 }
 
 /// Render a table to `source` and compile it next to it (`x.symbols.c` → `x.symbols.o`).

@@ -1,8 +1,8 @@
 //! Stage 3, mangle: give every symbol a module defines a name of its own, so two
 //! modules may both define `helper` or `PyInit__speedups`.
 //!
-//! The rewrite is done in place rather than by rebuilding the object: copy the file,
-//! append a new string table at its end, point the `.strtab` section header at it and
+//! The rewrite is done in place rather than by rebuilding the object: take the file's
+//! bytes (no copy is made), append a new string table at their end, point the `.strtab` section header at it and
 //! patch `st_name` of the renamed symbols. Everything else (sections, relocations,
 //! COMDAT groups, debug info) stays byte-for-byte, which is why this works on g++
 //! COMDAT groups, `-g3` objects and clang objects alike. Group signatures are symbols,
@@ -21,7 +21,32 @@ const ST_NAME_OFFSET: usize = 0;
 
 /// Rename every non-local symbol (defined or undefined) whose name is a key of `renames`.
 /// Returns the rewritten object and how many symbol entries changed.
-pub fn rename_symbols(bytes: &[u8], renames: &HashMap<String, String>) -> Result<(Vec<u8>, usize)> {
+pub fn rename_symbols(mut bytes: Vec<u8>, renames: &HashMap<String, String>) -> Result<(Vec<u8>, usize)> {
+    let Some(edit) = plan_rename(&bytes, renames)? else {
+        return Ok((bytes, 0));
+    };
+    let new_offset = bytes.len() as u64;
+    bytes.extend_from_slice(&edit.strings);
+    for &(at, name_offset) in &edit.patches {
+        bytes[at..at + 4].copy_from_slice(&name_offset.to_le_bytes());
+    }
+    // Point the string table's section header (Elf64_Shdr: sh_offset at 24, sh_size at 32) at the new table.
+    let shdr = edit.strtab_header;
+    bytes[shdr + 24..shdr + 32].copy_from_slice(&new_offset.to_le_bytes());
+    bytes[shdr + 32..shdr + 40].copy_from_slice(&(edit.strings.len() as u64).to_le_bytes());
+    Ok((bytes, edit.patches.len()))
+}
+
+/// What renaming changes in an object: the new string table, the `st_name` fields to
+/// patch (file offset, offset in the new table), and where the table's section header is.
+struct RenameEdit {
+    strings: Vec<u8>,
+    patches: Vec<(usize, u32)>,
+    strtab_header: usize,
+}
+
+/// `None` when nothing in the object is renamed.
+fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option<RenameEdit>> {
     let (header, endian) = parse_header(bytes)?;
     if header.e_type(endian) != elf::ET_REL {
         bail!("not a relocatable object");
@@ -31,7 +56,7 @@ pub fn rename_symbols(bytes: &[u8], renames: &HashMap<String, String>) -> Result
         .symbols(endian, bytes, elf::SHT_SYMTAB)
         .map_err(|e| anyhow!("malformed symbol table: {e}"))?;
     if symbols.is_empty() {
-        return Ok((bytes.to_vec(), 0));
+        return Ok(None);
     }
     let symtab_offset = sections
         .section(symbols.section())
@@ -66,21 +91,10 @@ pub fn rename_symbols(bytes: &[u8], renames: &HashMap<String, String>) -> Result
         patches.push((symtab_offset + index.0 * SYM64_SIZE + ST_NAME_OFFSET, offset));
     }
     if patches.is_empty() {
-        return Ok((bytes.to_vec(), 0));
+        return Ok(None);
     }
-
-    let mut out = Vec::with_capacity(bytes.len() + new_strings.len());
-    out.extend_from_slice(bytes);
-    let new_offset = out.len() as u64;
-    out.extend_from_slice(&new_strings);
-    for &(at, name_offset) in &patches {
-        out[at..at + 4].copy_from_slice(&name_offset.to_le_bytes());
-    }
-    // Point the string table's section header (Elf64_Shdr: sh_offset at 24, sh_size at 32) at the new table.
-    let shdr = header.e_shoff(endian) as usize + strtab_index.0 * header.e_shentsize(endian) as usize;
-    out[shdr + 24..shdr + 32].copy_from_slice(&new_offset.to_le_bytes());
-    out[shdr + 32..shdr + 40].copy_from_slice(&(new_strings.len() as u64).to_le_bytes());
-    Ok((out, patches.len()))
+    let strtab_header = header.e_shoff(endian) as usize + strtab_index.0 * header.e_shentsize(endian) as usize;
+    Ok(Some(RenameEdit { strings: new_strings, patches, strtab_header }))
 }
 
 /// The `<base>.km.symmap` text: `old new` per line, sorted (objcopy --redefine-syms format).

@@ -152,12 +152,7 @@ pub fn assemble(
     let mut text = std::fs::read_to_string(&util).with_context(|| format!("{}: cannot read", util.display()))?;
     text.push_str(CTYPES_FIND_LIBRARY);
     write_atomic(&util, text.as_bytes())?;
-    // the edited module's cached bytecode would be stale
-    for pyc in std::fs::read_dir(stdlib_to.join("ctypes/__pycache__")).into_iter().flatten().flatten() {
-        if pyc.file_name().to_string_lossy().starts_with("util.") {
-            std::fs::remove_file(pyc.path())?;
-        }
-    }
+    recompile(&manifest.dynamic_python, &util)?;
 
     let etc = root.join("etc");
     std::fs::create_dir_all(&etc)?;
@@ -165,6 +160,23 @@ pub fn assemble(
         write_atomic(&etc.join(name), text.as_bytes())?;
     }
     Ok(manifest)
+}
+
+/// Compile an edited stdlib module again, at the optimization levels the stdlib ships, with
+/// the dynamic build of the same CPython (same bytecode magic): its old .pyc would be
+/// stale, and Python would otherwise compile it again at every start.
+fn recompile(dynamic_python: &str, source: &Path) -> Result<()> {
+    const SCRIPT: &str = "import py_compile, sys\nfor level in 0, 1, 2: py_compile.compile(sys.argv[1], doraise=True, optimize=level)";
+    let out = std::process::Command::new(dynamic_python)
+        .args(["-I", "-c", SCRIPT])
+        .arg(source)
+        .output()
+        .with_context(|| format!("{dynamic_python}: cannot run"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!("{}: cannot compile: {}", source.display(), stderr.lines().last().unwrap_or("no message"));
+    }
+    Ok(())
 }
 
 /// Puts extension modules into the payload: a stub (or, with --keep-so, the file) for

@@ -52,6 +52,33 @@ fn stale_pyc_files(dir: &Path) -> Vec<PathBuf> {
     stale
 }
 
+/// Files under `dir` that other users cannot read, although a file created here with
+/// the current umask could be (so the check holds under any umask).
+fn unreadable_by_others(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let probe_path = scratch().join("umask-probe");
+    let _ = std::fs::remove_file(&probe_path);
+    std::fs::File::create(&probe_path).unwrap();
+    let umask_allows = std::fs::metadata(&probe_path).unwrap().permissions().mode() & 0o004 != 0;
+    std::fs::remove_file(&probe_path).unwrap();
+    if !umask_allows {
+        return Vec::new();
+    }
+    let mut unreadable = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if meta.is_file() && meta.permissions().mode() & 0o004 == 0 {
+                unreadable.push(entry.path());
+            }
+        }
+    }
+    unreadable
+}
+
 fn in_empty_root(root: &Path, code: &str) -> Output {
     dlstatic::verify::chroot_command(root).args(["/bin/python3", "-c", code]).output().unwrap()
 }
@@ -88,8 +115,22 @@ fn static_interpreter_passes_verify_and_runs_in_an_empty_root() {
     assert_eq!(std::fs::read_to_string(stub).unwrap().trim(), manifest.modules[0].id);
     assert!(!dist.join("lib/python3.11/test").exists() && !dist.join("lib/python3.11/idlelib").exists());
     assert!(dist.join("lib/python3.11/__pycache__").is_dir(), "compiled .pyc shipped");
+    assert!(dist.join("lib/python3.11/ctypes/__pycache__/util.cpython-311.pyc").is_file(), "the edited ctypes.util compiled again");
     let stale = stale_pyc_files(&dist.join("lib/python3.11"));
     assert!(stale.is_empty(), "{} .pyc files do not match their .py (Python would recompile them at every start): {:?}", stale.len(), &stale[..stale.len().min(5)]);
+
+    let unreadable = unreadable_by_others(&dist);
+    assert!(unreadable.is_empty(), "{} payload files only their owner can read: {:?}", unreadable.len(), &unreadable[..unreadable.len().min(5)]);
+    if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
+        // containers often run as an unprivileged user: name lookups need the payload's /etc
+        let out = Command::new("chroot")
+            .args(["--userspec=65534:65534"])
+            .arg(&*dist)
+            .args(["/bin/python3", "-c", "import socket, json, _ssl; print(socket.getaddrinfo('localhost', 80)[0][4][0])"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "127.0.0.1\n", "as user 65534: {}", stderr(&out));
+    }
 
     let out = in_empty_root(
         &dist,

@@ -320,3 +320,8 @@ fn nss_calls_work_and_are_audited() {
 fn response_file_thin_archive_and_source_in_link() {
     run_fixture("rsp_thin_archive");
 }
+
+#[test]
+fn fallback_hands_unknown_paths_to_the_real_loader() {
+    run_fixture("fallback");
+}

@@ -26,6 +26,19 @@ fn dist() -> &'static PathBuf {
     })
 }
 
+/// Every path below `dir`, sorted.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        found.push(entry.path());
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(files_below(&entry.path()));
+        }
+    }
+    found.sort();
+    found
+}
+
 #[test]
 fn default_modules_are_linked_in_and_their_speedups_are_used() {
     let dist = dist();
@@ -117,7 +130,13 @@ fn pip_freeze_output_is_a_modules_file() {
 
     let out = scratch().join("dist-freeze");
     let result = build(&out, &["--modules", modules.to_str().unwrap()]);
-    assert!(result.status.success(), "{}", stderr(&result));
+    let log = stderr(&result);
+    assert!(result.status.success(), "{log}");
+    // the default build built each of these packages already: another modules file
+    // naming them reuses those builds from the package cache
+    let built_again: Vec<&str> = log.lines().filter(|l| l.starts_with("dlstatic: build ") && l.ends_with(" …")).collect();
+    assert!(built_again.is_empty(), "built again instead of reused: {built_again:?}");
+    assert!(log.lines().any(|l| l.to_lowercase().starts_with("dlstatic: build markupsafe 3.0.2") && l.contains("reused from")), "{log}");
     let names = |dir: &Path| -> Vec<String> {
         let manifest = dlstatic::verify::read_manifest(dir).unwrap();
         let mut names: Vec<String> = manifest.modules.into_iter().filter(|m| m.package != "stdlib").map(|m| m.name).collect();
@@ -131,8 +150,12 @@ fn pip_freeze_output_is_a_modules_file() {
 fn rust_maturin_cmake_and_ctypes_library_packages_link_and_work() {
     dist(); // the CPython cache exists
     let out = scratch().join("dist-backends");
+    let trees = ["tests/packages/skb_demo", "tests/packages/ctypes_demo"].map(|tree| Path::new(env!("CARGO_MANIFEST_DIR")).join(tree));
+    let before = trees.each_ref().map(|tree| files_below(tree));
     let result = build(&out, &["--modules", "tests/packages/backends.txt"]);
     assert!(result.status.success(), "{}\n{}", String::from_utf8_lossy(&result.stdout), stderr(&result));
+    // pip resolved and built copies: nothing was written into the local trees
+    assert_eq!(trees.each_ref().map(|tree| files_below(tree)), before);
     let manifest = dlstatic::verify::read_manifest(&out).unwrap();
     let backend_of = |name: &str| manifest.modules.iter().find(|m| m.name == name).map(|m| m.backend.clone());
     assert_eq!(backend_of("rpds.rpds").as_deref(), Some("maturin"));
