@@ -145,7 +145,8 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     // Pass 1: the program without its own table, to learn which globals it holds.
     eprintln!("dlstatic: linking {} modules into {} (pass 1 of 2)", modules.len(), options.output.display());
     let pass1 = work.join("pass1.out");
-    let mut args = vec!["-static".to_string(), "-o".into(), path_arg(&pass1)];
+    // (its debug info is of no use, and not writing it makes this pass cheaper)
+    let mut args = vec!["-static".to_string(), "-Wl,--strip-debug".into(), "-o".into(), path_arg(&pass1)];
     args.extend(inputs.iter().cloned());
     args.extend(tail.iter().cloned());
     explain(toolchain::link(driver, &args, &work.join("link-pass1.log")))?;
