@@ -62,7 +62,7 @@ Example: make python-src && dlstatic build --out dist && chroot dist /bin/python
         #[arg(long, value_name = "DIR", default_value = "dist")]
         out: PathBuf,
         /// Parallel jobs for make
-        #[arg(long, value_name = "N", default_value_t = default_jobs())]
+        #[arg(long, value_name = "N", default_value_t = default_jobs(), value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         jobs: usize,
         /// Keep the original .so files in lib-dynload instead of id stubs
         #[arg(long)]

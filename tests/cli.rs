@@ -129,6 +129,9 @@ fn bad_usage_exits_2() {
     assert_eq!(dlstatic(dir.path(), &["link", "--db", "db"]).status.code(), Some(2));
     assert_eq!(dlstatic(dir.path(), &["capture", "--db", "db"]).status.code(), Some(2));
     assert_eq!(dlstatic(dir.path(), &["frobnicate"]).status.code(), Some(2));
+    let no_jobs = dlstatic(dir.path(), &["build", "--jobs", "0"]);
+    assert_eq!(no_jobs.status.code(), Some(2));
+    assert!(stderr(&no_jobs).contains("--jobs"), "{}", stderr(&no_jobs));
 }
 
 #[test]
