@@ -97,7 +97,7 @@ struct Candidate {
 }
 
 pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -> Result<Module> {
-    let so_name = record.output.rsplit('/').next().unwrap_or(&record.output).to_string();
+    let so_name = record.file_name().to_string();
     // Objects are read and summarized in parallel (a numpy module has hundreds); the
     // results keep the link's input order, and the first failing input in that order
     // is the one reported, so the outcome does not depend on thread timing.
@@ -166,7 +166,7 @@ enum LoadedInput {
 
 fn load_input(db: &CaptureDb, input: &LinkInput, so_name: &str, scratch: &std::path::Path) -> Result<LoadedInput> {
     Ok(match input {
-        LinkInput::Object { path, md5 } => LoadedInput::Object(load_candidate(db, path.clone(), md5, scratch)?),
+        LinkInput::Object { path, md5 } => LoadedInput::Object(load_candidate(db, path.clone(), md5, &db.read_object(md5)?, scratch)?),
         LinkInput::Archive { path, members } => {
             let loaded: Vec<Result<Option<Candidate>>> = members
                 .par_iter()
@@ -175,7 +175,7 @@ fn load_input(db: &CaptureDb, input: &LinkInput, so_name: &str, scratch: &std::p
                     // archive symbol tables and other non-object members are not linkable code
                     let bytes = db.read_object(&member.md5)?;
                     if elf::file_kind(&bytes) == elf::FileKind::Relocatable {
-                        load_candidate(db, origin, &member.md5, scratch).map(Some)
+                        load_candidate(db, origin, &member.md5, &bytes, scratch).map(Some)
                     } else if !member.name.starts_with('/') && !member.name.ends_with(".rmeta") && !member.name.is_empty() {
                         // (a Rust rlib's lib.rmeta is crate metadata, not code)
                         bail!("{origin}: archive member is not an ELF relocatable object (LLVM bitcode or foreign file?); it cannot be linked statically");
@@ -193,15 +193,14 @@ fn load_input(db: &CaptureDb, input: &LinkInput, so_name: &str, scratch: &std::p
     })
 }
 
-/// Read an object's symbols; an object holding GCC LTO IR is first compiled to
+/// An object's symbols, from its bytes; an object holding GCC LTO IR is first compiled to
 /// ordinary relocatable code, since names inside IR cannot be renamed.
-fn load_candidate(db: &CaptureDb, origin: String, md5: &str, scratch: &std::path::Path) -> Result<Candidate> {
-    let bytes = db.read_object(md5)?;
-    let summary = elf::summarize_object(&bytes).with_context(|| origin.clone())?;
+fn load_candidate(db: &CaptureDb, origin: String, md5: &str, bytes: &[u8], scratch: &std::path::Path) -> Result<Candidate> {
+    let summary = elf::summarize_object(bytes).with_context(|| origin.clone())?;
     if !summary.has_lto {
         return Ok(Candidate { origin, md5: md5.to_string(), summary });
     }
-    let converted = toolchain::lto_to_regular_object(&bytes, scratch)
+    let converted = toolchain::lto_to_regular_object(bytes, scratch)
         .with_context(|| format!("{origin}: GCC LTO object cannot be turned into regular code; rebuild it without -flto"))?;
     let summary = elf::summarize_object(&converted).with_context(|| format!("{origin} (after LTO)"))?;
     if summary.has_lto {

@@ -97,7 +97,7 @@ pub fn audit(
     for (index, (db, ids)) in sources.iter().enumerate() {
         records.extend(db.records()?.into_iter().filter(|r| ids.is_none_or(|ids| ids.contains(&r.md5))).map(|r| (index, r)));
     }
-    records.retain(|(_, record)| !excluded.is_match(record.output.rsplit('/').next().unwrap_or(&record.output)));
+    records.retain(|(_, record)| !excluded.is_match(record.file_name()));
     let analyzed: Vec<Result<Module>> = records
         .par_iter()
         .map(|(index, record)| match link_work {
@@ -106,7 +106,7 @@ pub fn audit(
         })
         .collect();
     for ((_, record), analysis) in records.iter().zip(analyzed) {
-        let so_name = record.output.rsplit('/').next().unwrap_or(&record.output).to_string();
+        let so_name = record.file_name().to_string();
         match analysis {
             Ok(module) => modules.push(module),
             Err(error) => findings.push(finding(

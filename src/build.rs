@@ -221,7 +221,7 @@ fn match_installed_modules(site: &Path, dbs: &[PathBuf]) -> Result<(BTreeMap<Pat
     for so in payload::extension_files(site)? {
         let md5 = format!("{:x}", md5::compute(std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?));
         let name = so.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let same_name = || records.iter().filter(|(_, r)| r.output.rsplit('/').next() == Some(name.as_str())).collect::<Vec<_>>();
+        let same_name = || records.iter().filter(|(_, r)| r.file_name() == name).collect::<Vec<_>>();
         let (index, record) = match records.iter().find(|(_, r)| r.md5 == md5) {
             Some(found) => found,
             None => match same_name().as_slice() {

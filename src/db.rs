@@ -41,6 +41,13 @@ pub struct LinkRecord {
     pub exports: Vec<String>,
 }
 
+impl LinkRecord {
+    /// The output's file name (`_speedups.cpython-311-x86_64-linux-gnu.so`).
+    pub fn file_name(&self) -> &str {
+        self.output.rsplit('/').next().unwrap_or(&self.output)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum LinkInput {

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 /// needs only a part — the symbol index of a system archive (libc.a, libpython, …), the
 /// dynamic section of a shared library.
 pub fn map(path: &Path) -> Result<memmap2::Mmap> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     // SAFETY: dlstatic maps only installed libraries and the main program's inputs, which
     // are not rewritten in place while it runs (package managers install by rename).
     unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("{}: cannot map", path.display()))

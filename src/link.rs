@@ -197,7 +197,7 @@ fn select_records(records: Vec<LinkRecord>, only: &[String], exclude: &[String],
     if records.is_empty() {
         bail!("{}: no shared-object links were captured (run the build under `dlstatic capture --db {}`)", db.display(), db.display());
     }
-    let matches = |set: &GlobSet, r: &LinkRecord| set.is_match(&r.output) || set.is_match(r.output.rsplit('/').next().unwrap_or(""));
+    let matches = |set: &GlobSet, r: &LinkRecord| set.is_match(&r.output) || set.is_match(r.file_name());
     let (only_set, exclude_set) = (glob_set(only, "--only")?, glob_set(exclude, "skip")?);
     let selected: Vec<LinkRecord> = records
         .into_iter()
@@ -224,8 +224,7 @@ fn work_file(work: &Path, module: &Module, suffix: &str) -> PathBuf {
 /// The module's analysis: from its `.km.json` when that is current (the flag is then
 /// true), else analyzed anew.
 pub fn analyzed_module(db: &CaptureDb, record: &LinkRecord, work: &Path) -> Result<(Module, bool)> {
-    let so_name = record.output.rsplit('/').next().unwrap_or(&record.output);
-    let json_path = work.join(format!("{}.km.json", Module::base_for(so_name, &record.md5)));
+    let json_path = work.join(format!("{}.km.json", Module::base_for(record.file_name(), &record.md5)));
     if let Some(cached) = std::fs::read(&json_path).ok().and_then(|b| serde_json::from_slice::<Module>(&b).ok()) {
         if cached.format == MODULE_FORMAT && cached.md5 == record.md5 {
             return Ok((cached, true));
@@ -262,7 +261,6 @@ pub fn module_renames(module: &Module) -> HashMap<String, String> {
     renames
 }
 
-/// The module's objects, renamed, as one archive (the bytes of its `.km.a`).
 /// The module's objects, each renamed by `renames`, written as the archive `dest`.
 pub fn write_renamed_archive(db: &CaptureDb, module: &Module, renames: &HashMap<String, String>, dest: &Path) -> Result<()> {
     // objects are renamed in parallel; collect keeps their order
