@@ -34,23 +34,39 @@ fn run() -> Result<()> {
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
     let scratch = tempfile::tempdir()?;
-    db.records()?.par_iter().try_for_each(|record| -> Result<()> {
-        let module = analyze::analyze(&db, record, scratch.path()).with_context(|| record.output.clone())?;
-        let renames = link::module_renames(&module);
-        if export {
-            export_module(&db, &module, &mangle::symmap_text(&renames), &out)
-        } else {
-            link::write_renamed_archive(&db, &module, &renames, &out.join(format!("{}.km.a", module.base())))
-        }
-    })
+    db.records()?
+        .par_iter()
+        .try_for_each(|record| -> Result<()> {
+            let module = analyze::analyze(&db, record, scratch.path())
+                .with_context(|| record.output.clone())?;
+            let renames = link::module_renames(&module);
+            if export {
+                export_module(&db, &module, &mangle::symmap_text(&renames), &out)
+            } else {
+                link::write_renamed_archive(
+                    &db,
+                    &module,
+                    &renames,
+                    &out.join(format!("{}.km.a", module.base())),
+                )
+            }
+        })
 }
 
 fn export_module(db: &CaptureDb, module: &Module, symmap: &str, out: &Path) -> Result<()> {
     let dir = out.join(module.base());
     std::fs::create_dir_all(&dir)?;
     for (n, object) in module.objects.iter().enumerate() {
-        let name = object.origin.rsplit(['/', '(']).next().unwrap_or("object.o").trim_end_matches(')');
-        std::fs::write(dir.join(format!("{n:03}-{name}")), db.read_object(&object.md5)?)?;
+        let name = object
+            .origin
+            .rsplit(['/', '('])
+            .next()
+            .unwrap_or("object.o")
+            .trim_end_matches(')');
+        std::fs::write(
+            dir.join(format!("{n:03}-{name}")),
+            db.read_object(&object.md5)?,
+        )?;
     }
     std::fs::write(out.join(format!("{}.symmap", module.base())), symmap)?;
     Ok(())

@@ -101,8 +101,11 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
     // Objects are read and summarized in parallel (a numpy module has hundreds); the
     // results keep the link's input order, and the first failing input in that order
     // is the one reported, so the outcome does not depend on thread timing.
-    let loaded: Vec<Result<LoadedInput>> =
-        record.inputs.par_iter().map(|input| load_input(db, input, &so_name, scratch)).collect();
+    let loaded: Vec<Result<LoadedInput>> = record
+        .inputs
+        .par_iter()
+        .map(|input| load_input(db, input, &so_name, scratch))
+        .collect();
     let (mut direct, mut archives, mut shared_inputs) = (Vec::new(), Vec::new(), Vec::new());
     for input in loaded {
         match input? {
@@ -125,15 +128,36 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
             });
         }
     }
-    let exports = record.exports.iter().filter(|name| defined.contains_key(*name)).cloned().collect();
+    let exports = record
+        .exports
+        .iter()
+        .filter(|name| defined.contains_key(*name))
+        .cloned()
+        .collect();
     let (mut undefined, mut weak_undefined) = (BTreeSet::new(), BTreeSet::new());
-    for sym in objects.iter().flat_map(|o| o.summary.globals.iter()).filter(|s| !s.defined && !defined.contains_key(&s.name)) {
-        if sym.weak { &mut weak_undefined } else { &mut undefined }.insert(sym.name.clone());
+    for sym in objects
+        .iter()
+        .flat_map(|o| o.summary.globals.iter())
+        .filter(|s| !s.defined && !defined.contains_key(&s.name))
+    {
+        if sym.weak {
+            &mut weak_undefined
+        } else {
+            &mut undefined
+        }
+        .insert(sym.name.clone());
     }
     // a name referenced strongly anywhere in the module must be resolved
     let weak_undefined: Vec<String> = weak_undefined.difference(&undefined).cloned().collect();
-    let constructors = objects.iter().filter(|o| o.summary.has_constructors).map(|o| o.origin.clone()).collect();
-    let library_names: BTreeSet<String> = objects.iter().flat_map(|o| o.summary.library_names.iter().cloned()).collect();
+    let constructors = objects
+        .iter()
+        .filter(|o| o.summary.has_constructors)
+        .map(|o| o.origin.clone())
+        .collect();
+    let library_names: BTreeSet<String> = objects
+        .iter()
+        .flat_map(|o| o.summary.library_names.iter().cloned())
+        .collect();
     Ok(Module {
         format: MODULE_FORMAT,
         so_name,
@@ -141,7 +165,13 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
         soname: record.soname.clone(),
         md5: record.md5.clone(),
         driver: record.driver.clone(),
-        objects: objects.into_iter().map(|c| ModuleObject { origin: c.origin, md5: c.md5 }).collect(),
+        objects: objects
+            .into_iter()
+            .map(|c| ModuleObject {
+                origin: c.origin,
+                md5: c.md5,
+            })
+            .collect(),
         libs: record.libs.clone(),
         lib_dirs: record.lib_dirs.clone(),
         shared_inputs,
@@ -164,9 +194,20 @@ enum LoadedInput {
     Shared(String),
 }
 
-fn load_input(db: &CaptureDb, input: &LinkInput, so_name: &str, scratch: &std::path::Path) -> Result<LoadedInput> {
+fn load_input(
+    db: &CaptureDb,
+    input: &LinkInput,
+    so_name: &str,
+    scratch: &std::path::Path,
+) -> Result<LoadedInput> {
     Ok(match input {
-        LinkInput::Object { path, md5 } => LoadedInput::Object(load_candidate(db, path.clone(), md5, &db.read_object(md5)?, scratch)?),
+        LinkInput::Object { path, md5 } => LoadedInput::Object(load_candidate(
+            db,
+            path.clone(),
+            md5,
+            &db.read_object(md5)?,
+            scratch,
+        )?),
         LinkInput::Archive { path, members } => {
             let loaded: Vec<Result<Option<Candidate>>> = members
                 .par_iter()
@@ -184,7 +225,12 @@ fn load_input(db: &CaptureDb, input: &LinkInput, so_name: &str, scratch: &std::p
                     }
                 })
                 .collect();
-            LoadedInput::Archive(loaded.into_iter().filter_map(Result::transpose).collect::<Result<_>>()?)
+            LoadedInput::Archive(
+                loaded
+                    .into_iter()
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_>>()?,
+            )
         }
         LinkInput::Shared { path } => LoadedInput::Shared(path.clone()),
         LinkInput::Other { path } => bail!(
@@ -195,18 +241,38 @@ fn load_input(db: &CaptureDb, input: &LinkInput, so_name: &str, scratch: &std::p
 
 /// An object's symbols, from its bytes; an object holding GCC LTO IR is first compiled to
 /// ordinary relocatable code, since names inside IR cannot be renamed.
-fn load_candidate(db: &CaptureDb, origin: String, md5: &str, bytes: &[u8], scratch: &std::path::Path) -> Result<Candidate> {
+fn load_candidate(
+    db: &CaptureDb,
+    origin: String,
+    md5: &str,
+    bytes: &[u8],
+    scratch: &std::path::Path,
+) -> Result<Candidate> {
     let summary = elf::summarize_object(bytes).with_context(|| origin.clone())?;
     if !summary.has_lto {
-        return Ok(Candidate { origin, md5: md5.to_string(), summary });
+        return Ok(Candidate {
+            origin,
+            md5: md5.to_string(),
+            summary,
+        });
     }
-    let converted = toolchain::lto_to_regular_object(bytes, scratch)
-        .with_context(|| format!("{origin}: GCC LTO object cannot be turned into regular code; rebuild it without -flto"))?;
-    let summary = elf::summarize_object(&converted).with_context(|| format!("{origin} (after LTO)"))?;
+    let converted = toolchain::lto_to_regular_object(bytes, scratch).with_context(|| {
+        format!(
+            "{origin}: GCC LTO object cannot be turned into regular code; rebuild it without -flto"
+        )
+    })?;
+    let summary =
+        elf::summarize_object(&converted).with_context(|| format!("{origin} (after LTO)"))?;
     if summary.has_lto {
-        bail!("{origin}: still holds LTO IR after `-flinker-output=nolto-rel`; rebuild it without -flto");
+        bail!(
+            "{origin}: still holds LTO IR after `-flinker-output=nolto-rel`; rebuild it without -flto"
+        );
     }
-    Ok(Candidate { origin: format!("lto:{origin}"), md5: db.store_object(&converted)?, summary })
+    Ok(Candidate {
+        origin: format!("lto:{origin}"),
+        md5: db.store_object(&converted)?,
+        summary,
+    })
 }
 
 /// The shared link's archive semantics: all direct objects are in; an archive member is
@@ -214,17 +280,18 @@ fn load_candidate(db: &CaptureDb, origin: String, md5: &str, bytes: &[u8], scrat
 fn select_archive_members(direct: Vec<Candidate>, archives: Vec<Vec<Candidate>>) -> Vec<Candidate> {
     let mut defined: HashSet<String> = HashSet::new();
     let mut undefined: BTreeSet<String> = BTreeSet::new();
-    let take = |object: &Candidate, defined: &mut HashSet<String>, undefined: &mut BTreeSet<String>| {
-        for sym in object.summary.globals.iter().filter(|s| s.defined) {
-            defined.insert(sym.name.clone());
-            undefined.remove(&sym.name);
-        }
-        for sym in object.summary.globals.iter().filter(|s| !s.defined) {
-            if !defined.contains(&sym.name) {
-                undefined.insert(sym.name.clone());
+    let take =
+        |object: &Candidate, defined: &mut HashSet<String>, undefined: &mut BTreeSet<String>| {
+            for sym in object.summary.globals.iter().filter(|s| s.defined) {
+                defined.insert(sym.name.clone());
+                undefined.remove(&sym.name);
             }
-        }
-    };
+            for sym in object.summary.globals.iter().filter(|s| !s.defined) {
+                if !defined.contains(&sym.name) {
+                    undefined.insert(sym.name.clone());
+                }
+            }
+        };
     for object in &direct {
         take(object, &mut defined, &mut undefined);
     }
@@ -235,7 +302,10 @@ fn select_archive_members(direct: Vec<Candidate>, archives: Vec<Vec<Candidate>>)
             let mut changed = false;
             for slot in pending.iter_mut() {
                 let wanted = slot.as_ref().is_some_and(|m| {
-                    m.summary.globals.iter().any(|s| s.defined && undefined.contains(&s.name))
+                    m.summary
+                        .globals
+                        .iter()
+                        .any(|s| s.defined && undefined.contains(&s.name))
                 });
                 if wanted {
                     let member = slot.take().unwrap();

@@ -4,7 +4,9 @@
 use std::io::{Seek, Write};
 
 use anyhow::{Context, Result};
-use ar_archive_writer::{ArchiveKind, DEFAULT_OBJECT_READER, NewArchiveMember, write_archive_to_stream};
+use ar_archive_writer::{
+    ArchiveKind, DEFAULT_OBJECT_READER, NewArchiveMember, write_archive_to_stream,
+};
 
 /// Members are named `NNN-basename` so names stay unique even when two inputs share a
 /// basename, and the order is the module's object order.
@@ -13,9 +15,18 @@ pub fn write_archive(objects: &[(String, Vec<u8>)], out: &mut (impl Write + Seek
         .iter()
         .enumerate()
         .map(|(i, (origin, bytes))| {
-            let base = origin.trim_end_matches(')').rsplit(['/', '(']).next().unwrap_or("object.o");
-            NewArchiveMember::new(bytes.as_slice(), &DEFAULT_OBJECT_READER, format!("{i:03}-{base}"))
+            let base = origin
+                .trim_end_matches(')')
+                .rsplit(['/', '('])
+                .next()
+                .unwrap_or("object.o");
+            NewArchiveMember::new(
+                bytes.as_slice(),
+                &DEFAULT_OBJECT_READER,
+                format!("{i:03}-{base}"),
+            )
         })
         .collect();
-    write_archive_to_stream(out, &members, ArchiveKind::Gnu, false, None).context("cannot write archive")
+    write_archive_to_stream(out, &members, ArchiveKind::Gnu, false, None)
+        .context("cannot write archive")
 }

@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use crate::audit::{self, Severity};
+use crate::db::{CaptureDb, LinkRecord};
 use crate::link::{self, LinkOptions};
 use crate::packages::InstalledPackages;
 use crate::payload::{self, Manifest, PayloadOptions};
-use crate::audit::{self, Severity};
-use crate::db::{CaptureDb, LinkRecord};
 use crate::progress::Timings;
 use crate::{cpython, packages, toolchain, verify};
 
@@ -48,10 +48,14 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     let mut timings = Timings::new(options.timings);
     let (skip, skip_source) = match &options.skip {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read skip list", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read skip list", path.display()))?;
             (parse_skip_list(&text, path)?, path.display().to_string())
         }
-        None => (parse_skip_list(DEFAULT_SKIP_LIST, Path::new("extensions/skip_builtins.txt"))?, "extensions/skip_builtins.txt".into()),
+        None => (
+            parse_skip_list(DEFAULT_SKIP_LIST, Path::new("extensions/skip_builtins.txt"))?,
+            "extensions/skip_builtins.txt".into(),
+        ),
     };
     let out = std::path::absolute(&options.out)?;
     let km = link::work_dir(&out);
@@ -73,8 +77,13 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     let package_set = options.modules.as_deref().map(packages::plan).transpose()?;
     let key = build_key(options, &source_key, package_set.as_ref(), &skip)?;
     let key_file = km.join("build-key");
-    if out.join("bin").is_dir() && std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
-        eprintln!("dlstatic: {} is up to date (same CPython source, modules, skip list, options and dlstatic); nothing to do", out.display());
+    if out.join("bin").is_dir()
+        && std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str())
+    {
+        eprintln!(
+            "dlstatic: {} is up to date (same CPython source, modules, skip list, options and dlstatic); nothing to do",
+            out.display()
+        );
         timings.lap("check inputs");
         timings.print();
         return Ok(());
@@ -83,13 +92,19 @@ pub fn build(options: &BuildOptions) -> Result<()> {
 
     let python = cpython::build(&source, &source_key, options.jobs, &logs)?;
     if python.reused {
-        eprintln!("dlstatic: reused the CPython {} build cached at {}", python.version, python.tree.parent().unwrap().display());
+        eprintln!(
+            "dlstatic: reused the CPython {} build cached at {}",
+            python.version,
+            python.tree.parent().unwrap().display()
+        );
     }
     timings.lap("CPython");
 
     let parent = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
-    let staging = tempfile::Builder::new().prefix(".dlstatic-staging").tempdir_in(parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".dlstatic-staging")
+        .tempdir_in(parent)?;
     let root = staging.path();
     std::fs::create_dir_all(root.join("bin"))?;
     let interpreter = root.join("bin").join(format!("python{}", python.version));
@@ -97,7 +112,11 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         Some(set) => {
             let installed = packages::install(set, &python, &km)?;
             if installed.reused {
-                eprintln!("dlstatic: reused {} built packages from {}", installed.packages.len(), km.join("packages").display());
+                eprintln!(
+                    "dlstatic: reused {} built packages from {}",
+                    installed.packages.len(),
+                    km.join("packages").display()
+                );
             }
             Some(installed)
         }
@@ -113,12 +132,23 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     let main_inputs = python.main_inputs()?;
     let exclude: Vec<String> = skip.iter().map(|name| format!("{name}.*")).collect();
     let link_work = km.join("link");
-    std::fs::create_dir_all(&link_work).with_context(|| format!("{}: cannot create", link_work.display()))?;
-    let report = audit::audit(&python.db, &extra_dbs, &main_inputs, &exclude, Some(&link_work)).context("auditing the modules")?;
+    std::fs::create_dir_all(&link_work)
+        .with_context(|| format!("{}: cannot create", link_work.display()))?;
+    let report = audit::audit(
+        &python.db,
+        &extra_dbs,
+        &main_inputs,
+        &exclude,
+        Some(&link_work),
+    )
+    .context("auditing the modules")?;
     crate::fsutil::write_atomic(&km.join("audit.json"), &serde_json::to_vec_pretty(&report)?)?;
     eprintln!(
         "dlstatic: audit: {} errors, {} warnings, {} info ({})",
-        report.count(Severity::Error), report.count(Severity::Warning), report.count(Severity::Info), km.join("audit.json").display()
+        report.count(Severity::Error),
+        report.count(Severity::Warning),
+        report.count(Severity::Info),
+        km.join("audit.json").display()
     );
     timings.lap("audit");
     let link_options = LinkOptions {
@@ -133,24 +163,42 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     };
     let summary = link::link(&link_options).context("linking the static interpreter")?;
     if summary.reused == summary.modules.len() {
-        eprintln!("dlstatic: reused all {} converted modules from {}", summary.reused, link_options.work.display());
+        eprintln!(
+            "dlstatic: reused all {} converted modules from {}",
+            summary.reused,
+            link_options.work.display()
+        );
     }
     timings.extend(&summary.timings);
 
-    let payload_options = PayloadOptions { keep_so: options.keep_so, full_stdlib: options.full_stdlib };
+    let payload_options = PayloadOptions {
+        keep_so: options.keep_so,
+        full_stdlib: options.full_stdlib,
+    };
     let site = packages.as_ref().map(|p| p.site.as_path());
     let site = site.map(|site| (site, &installed_modules));
-    let manifest = payload::assemble(root, &python.installed, site, &python.version, &summary.modules, &payload_options)?;
+    let manifest = payload::assemble(
+        root,
+        &python.installed,
+        site,
+        &python.version,
+        &summary.modules,
+        &payload_options,
+    )?;
     let mut manifest = manifest;
     describe_packages(&mut manifest, packages.as_ref(), options.modules.as_deref())?;
-    crate::fsutil::write_atomic(&km.join("manifest.json"), &serde_json::to_vec_pretty(&manifest)?)?;
+    crate::fsutil::write_atomic(
+        &km.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest)?,
+    )?;
     for name in &manifest.skipped {
         eprintln!("dlstatic: skipped {name} (listed in {skip_source})");
     }
     timings.lap("payload");
 
     if options.verify {
-        verify::verify(root, &manifest).context("verifying the new payload (OUT left as it was)")?;
+        verify::verify(root, &manifest)
+            .context("verifying the new payload (OUT left as it was)")?;
         timings.lap("verify");
     }
     // removed first: a build interrupted after the swap is not taken for current
@@ -158,10 +206,18 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     replace_dir(root, &out)?;
     let _ = staging.keep();
     crate::fsutil::write_atomic(&key_file, key.as_bytes())?;
-    let stdlib = manifest.modules.iter().filter(|m| m.package == "stdlib").count();
+    let stdlib = manifest
+        .modules
+        .iter()
+        .filter(|m| m.package == "stdlib")
+        .count();
     eprintln!(
         "dlstatic: built {} — static python{} with {stdlib} stdlib modules ({} skipped) and {} third-party modules linked in, in {:.1?}",
-        out.display(), python.version, manifest.skipped.len(), manifest.modules.len() - stdlib, started.elapsed()
+        out.display(),
+        python.version,
+        manifest.skipped.len(),
+        manifest.modules.len() - stdlib,
+        started.elapsed()
     );
     timings.print();
     Ok(())
@@ -169,13 +225,25 @@ pub fn build(options: &BuildOptions) -> Result<()> {
 
 /// Everything the payload is made from: when OUT was built with the same key, a build
 /// has nothing to do. dlstatic's own executable is part of it, so an upgrade rebuilds.
-fn build_key(options: &BuildOptions, source_key: &str, packages: Option<&packages::PackageSet>, skip: &[String]) -> Result<String> {
+fn build_key(
+    options: &BuildOptions,
+    source_key: &str,
+    packages: Option<&packages::PackageSet>,
+    skip: &[String],
+) -> Result<String> {
     let exe = std::env::current_exe()?;
     let mut context = md5::Context::new();
-    context.consume(std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?);
+    context
+        .consume(std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?);
     let settings = format!(
         "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}",
-        packages.map_or("", |p| p.key.as_str()), skip.join(" "), options.keep_so, options.full_stdlib, options.verify, options.linker, options.link_args
+        packages.map_or("", |p| p.key.as_str()),
+        skip.join(" "),
+        options.keep_so,
+        options.full_stdlib,
+        options.verify,
+        options.linker,
+        options.link_args
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))
@@ -188,19 +256,30 @@ fn normalized(name: &str) -> String {
 
 /// Each module's build backend, and the smoke tests found next to modules.txt
 /// (`smoke/<package>.py`) for the packages that were installed.
-fn describe_packages(manifest: &mut Manifest, packages: Option<&InstalledPackages>, modules: Option<&Path>) -> Result<()> {
+fn describe_packages(
+    manifest: &mut Manifest,
+    packages: Option<&InstalledPackages>,
+    modules: Option<&Path>,
+) -> Result<()> {
     for module in &mut manifest.modules {
-        module.backend = match packages.and_then(|p| p.packages.iter().find(|p| normalized(&p.name) == normalized(&module.package))) {
+        module.backend = match packages.and_then(|p| {
+            p.packages
+                .iter()
+                .find(|p| normalized(&p.name) == normalized(&module.package))
+        }) {
             Some(package) => package.backend.clone(),
             None => "CPython".to_string(),
         };
     }
-    let (Some(packages), Some(modules)) = (packages, modules) else { return Ok(()) };
+    let (Some(packages), Some(modules)) = (packages, modules) else {
+        return Ok(());
+    };
     let smoke_dir = modules.parent().unwrap_or(Path::new(".")).join("smoke");
     for package in &packages.packages {
         let script = smoke_dir.join(format!("{}.py", normalized(&package.name)));
         if script.is_file() {
-            let code = std::fs::read_to_string(&script).with_context(|| format!("{}: cannot read", script.display()))?;
+            let code = std::fs::read_to_string(&script)
+                .with_context(|| format!("{}: cannot read", script.display()))?;
             manifest.smoke_tests.insert(package.name.clone(), code);
         }
     }
@@ -211,40 +290,79 @@ fn describe_packages(manifest: &mut Manifest, packages: Option<&InstalledPackage
 /// `site`: by the installed file's md5, or, where the install step changed the file
 /// (CMake rewrites RPATHs), by the one captured link with the same file name; and, for
 /// each db that holds any of them, their ids (what link and audit take from it).
-fn match_installed_modules(site: &Path, dbs: &[PathBuf]) -> Result<(BTreeMap<PathBuf, String>, Vec<(PathBuf, BTreeSet<String>)>)> {
+fn match_installed_modules(
+    site: &Path,
+    dbs: &[PathBuf],
+) -> Result<(BTreeMap<PathBuf, String>, Vec<(PathBuf, BTreeSet<String>)>)> {
     let mut records: Vec<(usize, LinkRecord)> = Vec::new();
     for (index, db) in dbs.iter().enumerate() {
-        records.extend(CaptureDb::open_existing(db)?.records()?.into_iter().map(|record| (index, record)));
+        records.extend(
+            CaptureDb::open_existing(db)?
+                .records()?
+                .into_iter()
+                .map(|record| (index, record)),
+        );
     }
     let mut matched = BTreeMap::new();
     let mut ids_by_db = vec![BTreeSet::new(); dbs.len()];
     for so in payload::extension_files(site)? {
-        let md5 = format!("{:x}", md5::compute(std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?));
-        let name = so.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let same_name = || records.iter().filter(|(_, r)| r.file_name() == name).collect::<Vec<_>>();
+        let md5 = format!(
+            "{:x}",
+            md5::compute(
+                std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?
+            )
+        );
+        let name = so
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let same_name = || {
+            records
+                .iter()
+                .filter(|(_, r)| r.file_name() == name)
+                .collect::<Vec<_>>()
+        };
         let (index, record) = match records.iter().find(|(_, r)| r.md5 == md5) {
             Some(found) => found,
             None => match same_name().as_slice() {
                 [found] => *found,
-                [] => bail!("{}: installed, but no captured link produced it (a prebuilt binary in the sdist?); it cannot be linked", so.display()),
-                several => bail!("{}: changed after its link, and {} captured links have its name; cannot tell which one it is", so.display(), several.len()),
+                [] => bail!(
+                    "{}: installed, but no captured link produced it (a prebuilt binary in the sdist?); it cannot be linked",
+                    so.display()
+                ),
+                several => bail!(
+                    "{}: changed after its link, and {} captured links have its name; cannot tell which one it is",
+                    so.display(),
+                    several.len()
+                ),
             },
         };
         ids_by_db[*index].insert(record.md5.clone());
         matched.insert(so, record.md5.clone());
     }
-    let extra_dbs = dbs.iter().cloned().zip(ids_by_db).filter(|(_, ids)| !ids.is_empty()).collect();
+    let extra_dbs = dbs
+        .iter()
+        .cloned()
+        .zip(ids_by_db)
+        .filter(|(_, ids)| !ids.is_empty())
+        .collect();
     Ok((matched, extra_dbs))
 }
 
 /// Put `new` where `out` is: the old OUT is moved aside first and removed after.
 fn replace_dir(new: &Path, out: &Path) -> Result<()> {
-    let old = out.with_file_name(format!(".{}.old", out.file_name().unwrap_or_default().to_string_lossy()));
+    let old = out.with_file_name(format!(
+        ".{}.old",
+        out.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let _ = std::fs::remove_dir_all(&old);
     if out.exists() {
-        std::fs::rename(out, &old).with_context(|| format!("{}: cannot move the previous OUT aside", out.display()))?;
+        std::fs::rename(out, &old)
+            .with_context(|| format!("{}: cannot move the previous OUT aside", out.display()))?;
     }
-    std::fs::rename(new, out).with_context(|| format!("{}: cannot move the new payload into place", out.display()))?;
+    std::fs::rename(new, out)
+        .with_context(|| format!("{}: cannot move the new payload into place", out.display()))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
@@ -258,7 +376,11 @@ fn parse_skip_list(text: &str, path: &Path) -> Result<Vec<String>> {
             continue;
         }
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            bail!("{}:{}: `{name}` is not a module name (one name per line, # for comments)", path.display(), number + 1);
+            bail!(
+                "{}:{}: `{name}` is not a module name (one name per line, # for comments)",
+                path.display(),
+                number + 1
+            );
         }
         names.push(name.to_string());
     }

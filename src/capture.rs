@@ -41,7 +41,12 @@ impl Driver {
             Driver::Cxx => ("DLSTATIC_REAL_CXX", "c++"),
         };
         let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
-        value.as_deref().unwrap_or(default).split_whitespace().map(String::from).collect()
+        value
+            .as_deref()
+            .unwrap_or(default)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
     }
 }
 
@@ -60,8 +65,15 @@ pub fn run_wrapper(driver: Driver, args: &[String]) -> Result<i32> {
     let mut inputs = cmd.inputs.clone();
     for (n, &input_index) in cmd.sources.iter().enumerate() {
         let source = &cmd.inputs[input_index];
-        let object = scratch.path().join(format!("{n}.o")).to_string_lossy().into_owned();
-        let code = run_real(driver, &compiler_args::compile_only_args(&cmd, source, &object))?;
+        let object = scratch
+            .path()
+            .join(format!("{n}.o"))
+            .to_string_lossy()
+            .into_owned();
+        let code = run_real(
+            driver,
+            &compiler_args::compile_only_args(&cmd, source, &object),
+        )?;
         if code != 0 {
             return Ok(code);
         }
@@ -73,8 +85,12 @@ pub fn run_wrapper(driver: Driver, args: &[String]) -> Result<i32> {
     if code != 0 {
         return Ok(code);
     }
-    let record = record_link(&db, driver, &cmd, &inputs)
-        .with_context(|| format!("capturing the link of {}", cmd.output.as_deref().unwrap_or("a.out")))?;
+    let record = record_link(&db, driver, &cmd, &inputs).with_context(|| {
+        format!(
+            "capturing the link of {}",
+            cmd.output.as_deref().unwrap_or("a.out")
+        )
+    })?;
     db.write_record(&record)?;
     Ok(0)
 }
@@ -85,20 +101,33 @@ fn run_real(driver: Driver, args: &[String]) -> Result<i32> {
         .args(&real[1..])
         .args(args)
         .status()
-        .with_context(|| format!("cannot run the real compiler `{}` (set DLSTATIC_REAL_{})", real.join(" "),
-            if driver == Driver::C { "CC" } else { "CXX" }))?;
+        .with_context(|| {
+            format!(
+                "cannot run the real compiler `{}` (set DLSTATIC_REAL_{})",
+                real.join(" "),
+                if driver == Driver::C { "CC" } else { "CXX" }
+            )
+        })?;
     Ok(exit_code(status))
 }
 
 pub fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-fn record_link(db: &CaptureDb, driver: Driver, cmd: &CompilerCommand, inputs: &[String]) -> Result<LinkRecord> {
+fn record_link(
+    db: &CaptureDb,
+    driver: Driver,
+    cmd: &CompilerCommand,
+    inputs: &[String],
+) -> Result<LinkRecord> {
     let cwd = std::env::current_dir()?;
     let output = cwd.join(cmd.output.as_deref().unwrap_or("a.out"));
-    let bytes = std::fs::read(&output).with_context(|| format!("{}: cannot read link output", output.display()))?;
+    let bytes = std::fs::read(&output)
+        .with_context(|| format!("{}: cannot read link output", output.display()))?;
     let interface = elf::shared_object_interface(&bytes)
         .with_context(|| format!("{}: cannot read link output", output.display()))?;
     let lib_dirs: Vec<PathBuf> = cmd.lib_dirs.iter().map(|d| cwd.join(d)).collect();
@@ -126,7 +155,10 @@ fn record_link(db: &CaptureDb, driver: Driver, cmd: &CompilerCommand, inputs: &[
         argv: cmd.args.clone(),
         inputs: recorded,
         libs,
-        lib_dirs: lib_dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect(),
+        lib_dirs: lib_dirs
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect(),
         linker_flags: cmd.linker_flags.clone(),
         exports: interface.exports,
     })
@@ -137,7 +169,10 @@ fn record_link(db: &CaptureDb, driver: Driver, cmd: &CompilerCommand, inputs: &[
 /// Only a static archive counts here; system directories are left to the link stage.
 fn static_archive_in_build_dirs(lib: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     if lib.starts_with(':') {
-        let file = dirs.iter().map(|d| d.join(&lib[1..])).find(|p| p.is_file())?;
+        let file = dirs
+            .iter()
+            .map(|d| d.join(&lib[1..]))
+            .find(|p| p.is_file())?;
         return file.extension().is_some_and(|e| e == "a").then_some(file);
     }
     for dir in dirs {
@@ -154,12 +189,17 @@ fn static_archive_in_build_dirs(lib: &str, dirs: &[PathBuf]) -> Option<PathBuf> 
 
 fn snapshot_input(db: &CaptureDb, path: &Path) -> Result<LinkInput> {
     let display = path.to_string_lossy().into_owned();
-    let bytes = std::fs::read(path).with_context(|| format!("{display}: cannot read link input"))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{display}: cannot read link input"))?;
     Ok(match elf::file_kind(&bytes) {
-        FileKind::Relocatable => LinkInput::Object { path: display, md5: db.store_object(&bytes)? },
-        FileKind::Archive | FileKind::ThinArchive => {
-            LinkInput::Archive { members: snapshot_archive_members(db, path, &bytes)?, path: display }
-        }
+        FileKind::Relocatable => LinkInput::Object {
+            path: display,
+            md5: db.store_object(&bytes)?,
+        },
+        FileKind::Archive | FileKind::ThinArchive => LinkInput::Archive {
+            members: snapshot_archive_members(db, path, &bytes)?,
+            path: display,
+        },
         FileKind::SharedObject => LinkInput::Shared { path: display },
         FileKind::Other => LinkInput::Other { path: display },
     })
@@ -167,7 +207,11 @@ fn snapshot_input(db: &CaptureDb, path: &Path) -> Result<LinkInput> {
 
 /// Copy every member of a regular or thin archive into the db. Thin archives hold only
 /// member paths (relative to the archive), so the member files are read now.
-fn snapshot_archive_members(db: &CaptureDb, path: &Path, bytes: &[u8]) -> Result<Vec<ArchiveMember>> {
+fn snapshot_archive_members(
+    db: &CaptureDb,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<ArchiveMember>> {
     let display = path.display();
     let archive = object::read::archive::ArchiveFile::parse(bytes)
         .map_err(|e| anyhow!("{display}: malformed archive: {e}"))?;
@@ -178,12 +222,22 @@ fn snapshot_archive_members(db: &CaptureDb, path: &Path, bytes: &[u8]) -> Result
         let name = String::from_utf8_lossy(member.name()).into_owned();
         let data = if member.is_thin() {
             let member_path = base.join(&name);
-            std::fs::read(&member_path)
-                .with_context(|| format!("{}: member of thin archive {display} is missing", member_path.display()))?
+            std::fs::read(&member_path).with_context(|| {
+                format!(
+                    "{}: member of thin archive {display} is missing",
+                    member_path.display()
+                )
+            })?
         } else {
-            member.data(bytes).map_err(|e| anyhow!("{display}({name}): {e}"))?.to_vec()
+            member
+                .data(bytes)
+                .map_err(|e| anyhow!("{display}({name}): {e}"))?
+                .to_vec()
         };
-        members.push(ArchiveMember { name, md5: db.store_object(&data)? });
+        members.push(ArchiveMember {
+            name,
+            md5: db.store_object(&data)?,
+        });
     }
     Ok(members)
 }
@@ -199,8 +253,12 @@ pub fn run_capture(db_dir: &Path, command: &[String]) -> Result<i32> {
     let exe_text = exe.to_string_lossy();
     let mut child = Command::new(program);
     child.args(args).env("DLSTATIC_DB", &db_dir);
-    child.env("CC", format!("{exe_text} cc")).env("CXX", format!("{exe_text} c++"));
-    child.env("LDSHARED", format!("{exe_text} cc -shared")).env("LDCXXSHARED", format!("{exe_text} c++ -shared"));
+    child
+        .env("CC", format!("{exe_text} cc"))
+        .env("CXX", format!("{exe_text} c++"));
+    child
+        .env("LDSHARED", format!("{exe_text} cc -shared"))
+        .env("LDCXXSHARED", format!("{exe_text} c++ -shared"));
     // A compiler the user chose with CC/CXX stays the real compiler behind the wrapper.
     for (var, real_var) in [("CC", "DLSTATIC_REAL_CC"), ("CXX", "DLSTATIC_REAL_CXX")] {
         if let (Some(user), None) = (std::env::var_os(var), std::env::var_os(real_var)) {
@@ -215,6 +273,8 @@ pub fn run_capture(db_dir: &Path, command: &[String]) -> Result<i32> {
     std::os::unix::fs::symlink(&exe, &linker).context("cannot create the dlstatic-cc link")?;
     let target = env!("DLSTATIC_TARGET").to_uppercase().replace('-', "_");
     child.env(format!("CARGO_TARGET_{target}_LINKER"), &linker);
-    let status = child.status().with_context(|| format!("capture: cannot run `{program}`"))?;
+    let status = child
+        .status()
+        .with_context(|| format!("capture: cannot run `{program}`"))?;
     Ok(exit_code(status))
 }

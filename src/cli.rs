@@ -37,14 +37,16 @@ struct Cli {
 enum Command {
     /// Build CPython under capture and turn it into one static interpreter with every
     /// stdlib extension module linked in
-    #[command(after_help = "Output (OUT, default dist/): bin/python3.11 (+ python3, python), lib/python3.11/ with
+    #[command(
+        after_help = "Output (OUT, default dist/): bin/python3.11 (+ python3, python), lib/python3.11/ with
 one id stub per module in lib-dynload/, etc/ with minimal hosts, passwd, group, nsswitch.conf.
 OUT.km/ holds logs/, link/ (per-module work files), manifest.json. OUT is replaced only when
 every step, including `verify`, worked; a build whose inputs (CPython source, modules.txt and
 its local trees, skip list, options, dlstatic itself) are those OUT was built from does nothing.
 The CPython build is cached in ~/.cache/dlstatic/cpython/<source md5>/ ($DLSTATIC_CACHE), each
 package from an index or a local tree in ~/.cache/dlstatic/packages/, shared by every OUT.
-Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'")]
+Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'"
+    )]
     Build {
         /// Third-party packages to link in: pip requirement lines (pip freeze output
         /// works), `-r FILE`, or Kontain's `<name> <version> [<url>] ["<build deps>"]`
@@ -85,13 +87,15 @@ Example: make python-src && dlstatic build --out dist && chroot dist /bin/python
         timings: bool,
     },
     /// Explain every symbol conflict and everything that blocks or changes a static link
-    #[command(after_help = "Findings have a kind, a severity (error, warning, info), the modules and symbols involved\n\
+    #[command(
+        after_help = "Findings have a kind, a severity (error, warning, info), the modules and symbols involved\n\
 and a sentence saying what dlstatic does or what to do. Kinds: duplicate-definition,\n\
 cross-module-reference, ambiguous-reference, unresolved-symbol, missing-static-library,\n\
 duplicate-basename, unlinkable-object, lto-object, constructor, dlopen-call, nss-call.\n\
 --json prints the report as documented in docs/audit.md.\n\
 Exit code: 0 clean, 1 errors (or warnings with --strict), 2 bad usage.\n\
-Example: dlstatic audit --db db host.o")]
+Example: dlstatic audit --db db host.o"
+    )]
     Audit {
         /// Capture db directory
         #[arg(long)]
@@ -114,8 +118,10 @@ Example: dlstatic audit --db db host.o")]
         out: PathBuf,
     },
     /// Run CMD with CC, CXX, LDSHARED and LDCXXSHARED pointing at the dlstatic wrapper
-    #[command(after_help = "Example: dlstatic capture --db db -- sh -c 'cc -fPIC -c p.c && cc -shared p.o -o p.so'\n\
-Exit code: CMD's. A CC/CXX already set in the environment becomes the real compiler.")]
+    #[command(
+        after_help = "Example: dlstatic capture --db db -- sh -c 'cc -fPIC -c p.c && cc -shared p.o -o p.so'\n\
+Exit code: CMD's. A CC/CXX already set in the environment becomes the real compiler."
+    )]
     Capture {
         /// Capture db directory (created if missing)
         #[arg(long)]
@@ -125,10 +131,12 @@ Exit code: CMD's. A CC/CXX already set in the environment becomes the real compi
         command: Vec<String>,
     },
     /// Rename, register and statically link every captured shared object with MAIN_INPUTs
-    #[command(after_help = "MAIN_INPUTs are passed to the compiler driver as given: objects, archives, -l flags.\n\
+    #[command(
+        after_help = "MAIN_INPUTs are passed to the compiler driver as given: objects, archives, -l flags.\n\
 LINKER_ARGS after `--` go last on the link line.\n\
 Work files (per module .km.json, .km.symmap, .km.symbols.c, .km.a, .km.id; link logs) go to OUT.km/.\n\
-Example: dlstatic link --db db -o host-static host.o -- -lm")]
+Example: dlstatic link --db db -o host-static host.o -- -lm"
+    )]
     Link {
         /// Capture db directory
         #[arg(long)]
@@ -152,7 +160,10 @@ pub fn main() -> i32 {
     // The wrapper takes the compiler's arguments verbatim (including --help). It is
     // `dlstatic cc ARGS`, or a link named dlstatic-cc for tools that want one program
     // path as the compiler or linker (cargo's linker setting).
-    let invoked_as = Path::new(&args[0]).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let invoked_as = Path::new(&args[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let wrapper = match (invoked_as.as_str(), args.get(1).map(String::as_str)) {
         (capture::LINK_NAME_C, _) => Some((Driver::C, &args[1..])),
         (capture::LINK_NAME_CXX, _) => Some((Driver::Cxx, &args[1..])),
@@ -184,12 +195,41 @@ fn default_jobs() -> usize {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Build { modules, python_src, skip, out, jobs, keep_so, full_stdlib, no_verify, linker, link_args, timings } => {
-            let options = BuildOptions { modules, python_src, skip, out, jobs, keep_so, full_stdlib, verify: !no_verify, linker, link_args, timings };
+        Command::Build {
+            modules,
+            python_src,
+            skip,
+            out,
+            jobs,
+            keep_so,
+            full_stdlib,
+            no_verify,
+            linker,
+            link_args,
+            timings,
+        } => {
+            let options = BuildOptions {
+                modules,
+                python_src,
+                skip,
+                out,
+                jobs,
+                keep_so,
+                full_stdlib,
+                verify: !no_verify,
+                linker,
+                link_args,
+                timings,
+            };
             build::build(&options)?;
             Ok(0)
         }
-        Command::Audit { db, mut main_inputs, mut json, mut strict } => {
+        Command::Audit {
+            db,
+            mut main_inputs,
+            mut json,
+            mut strict,
+        } => {
             // MAIN_INPUTs may start with '-' (-lm), so clap takes a later --json as one of them
             main_inputs.retain(|arg| match arg.as_str() {
                 "--json" => {
@@ -212,9 +252,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", audit::render_text(&report, audit::stdout_is_terminal()));
+                print!(
+                    "{}",
+                    audit::render_text(&report, audit::stdout_is_terminal())
+                );
             }
-            let failing = report.count(Severity::Error) + if strict { report.count(Severity::Warning) } else { 0 };
+            let failing = report.count(Severity::Error)
+                + if strict {
+                    report.count(Severity::Warning)
+                } else {
+                    0
+                };
             Ok(i32::from(failing > 0))
         }
         Command::Verify { out } => {
@@ -223,25 +271,47 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Capture { db, command } => capture::run_capture(&db, &command),
-        Command::Link { db, output, only, mut main_inputs } => {
+        Command::Link {
+            db,
+            output,
+            only,
+            mut main_inputs,
+        } => {
             // clap keeps the `--` among the hyphen-friendly inputs; everything after it is LINKER_ARGS
             let linker_args = match main_inputs.iter().position(|a| a == "--") {
                 Some(at) => main_inputs.split_off(at).split_off(1),
                 None => Vec::new(),
             };
             if main_inputs.is_empty() {
-                anyhow::bail!("link: no MAIN_INPUT given before `--` (usage: dlstatic link --db DIR -o OUT MAIN_INPUT… [-- LINKER_ARGS…])");
+                anyhow::bail!(
+                    "link: no MAIN_INPUT given before `--` (usage: dlstatic link --db DIR -o OUT MAIN_INPUT… [-- LINKER_ARGS…])"
+                );
             }
             let work = link::work_dir(&output);
-            let options = LinkOptions { db, output, work, only, exclude: Vec::new(), extra_dbs: Vec::new(), main_inputs, linker_args };
+            let options = LinkOptions {
+                db,
+                output,
+                work,
+                only,
+                exclude: Vec::new(),
+                extra_dbs: Vec::new(),
+                main_inputs,
+                linker_args,
+            };
             let summary = link::link(&options)?;
             let objects: usize = summary.modules.iter().map(|m| m.objects.len()).sum();
             let renamed: usize = summary.modules.iter().map(|m| m.mangled).sum();
             let exports: usize = summary.modules.iter().map(|m| m.exports.len()).sum();
             eprintln!(
                 "dlstatic: wrote {} — {} modules ({} reused from {}), {} objects, {} symbols renamed, {} exports registered, {} main-program symbols",
-                options.output.display(), summary.modules.len(), summary.reused,
-                link::work_dir(&options.output).display(), objects, renamed, exports, summary.main_symbols
+                options.output.display(),
+                summary.modules.len(),
+                summary.reused,
+                link::work_dir(&options.output).display(),
+                objects,
+                renamed,
+                exports,
+                summary.main_symbols
             );
             Ok(0)
         }

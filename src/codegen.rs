@@ -42,7 +42,8 @@ pub struct TableSymbol {
 impl Table {
     /// A module's table: every symbol it defines (for dladdr), exported ones marked.
     pub fn for_module(module: &Module) -> Table {
-        let exported: std::collections::HashSet<&str> = module.exports.iter().map(String::as_str).collect();
+        let exported: std::collections::HashSet<&str> =
+            module.exports.iter().map(String::as_str).collect();
         let symbols = module
             .defined
             .iter()
@@ -69,7 +70,8 @@ impl Table {
 
 /// FNV-1a, 32 bit; `dlstatic_hash` in runtime/dlstatic.h must stay identical.
 pub fn hash(name: &str) -> u32 {
-    name.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
+    name.bytes()
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
 }
 
 /// Open addressing with linear probing; a slot holds symbol index + 1, 0 is empty.
@@ -112,14 +114,24 @@ pub fn render(table: &Table) -> Result<String> {
     hb.register_escape_fn(handlebars::no_escape);
     handlebars::handlebars_helper!(c: |s: str| c_escape(s));
     hb.register_helper("c", Box::new(c));
-    hb.register_template_string("symbols", TEMPLATE).context("templates/symbols.c.hbs")?;
+    hb.register_template_string("symbols", TEMPLATE)
+        .context("templates/symbols.c.hbs")?;
 
     let buckets = layout_buckets(&table.symbols);
     let mut data = serde_json::to_value(table)?;
-    let rows: Vec<String> = buckets.chunks(16).map(|row| row.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")).collect();
+    let rows: Vec<String> = buckets
+        .chunks(16)
+        .map(|row| {
+            row.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
     data["buckets"] = rows.join(",\n    ").into();
     data["nbuckets"] = buckets.len().into();
-    hb.render("symbols", &data).context("rendering a registration table")
+    hb.render("symbols", &data)
+        .context("rendering a registration table")
 }
 
 #[cfg(test)]
@@ -137,7 +149,13 @@ mod tests {
     #[test]
     fn every_exported_symbol_is_reachable_by_probing() {
         let symbols: Vec<TableSymbol> = (0..100)
-            .map(|i| TableSymbol { name: format!("sym{i}"), target: String::new(), tls: false, size: 0, exported: i % 3 != 0 })
+            .map(|i| TableSymbol {
+                name: format!("sym{i}"),
+                target: String::new(),
+                tls: false,
+                size: 0,
+                exported: i % 3 != 0,
+            })
             .collect();
         let buckets = layout_buckets(&symbols);
         assert!(buckets.len().is_power_of_two());

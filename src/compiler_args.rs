@@ -7,10 +7,41 @@ use std::path::Path;
 
 /// gcc options whose value may be the next argument (`-o out`, `-I dir`, ...).
 const OPTIONS_WITH_SEPARATE_VALUE: &[&str] = &[
-    "-o", "-x", "-I", "-L", "-l", "-D", "-U", "-include", "-imacros", "-iprefix", "-iwithprefix",
-    "-iwithprefixbefore", "-isystem", "-idirafter", "-iquote", "-isysroot", "-imultilib", "-MF",
-    "-MT", "-MQ", "-Xlinker", "-Xassembler", "-Xpreprocessor", "-T", "-u", "-e", "-z",
-    "-aux-info", "--param", "-dumpbase", "-dumpdir", "-B", "--sysroot", "-specs", "-wrapper",
+    "-o",
+    "-x",
+    "-I",
+    "-L",
+    "-l",
+    "-D",
+    "-U",
+    "-include",
+    "-imacros",
+    "-iprefix",
+    "-iwithprefix",
+    "-iwithprefixbefore",
+    "-isystem",
+    "-idirafter",
+    "-iquote",
+    "-isysroot",
+    "-imultilib",
+    "-MF",
+    "-MT",
+    "-MQ",
+    "-Xlinker",
+    "-Xassembler",
+    "-Xpreprocessor",
+    "-T",
+    "-u",
+    "-e",
+    "-z",
+    "-aux-info",
+    "--param",
+    "-dumpbase",
+    "-dumpdir",
+    "-B",
+    "--sysroot",
+    "-specs",
+    "-wrapper",
 ];
 
 /// File extensions the driver compiles rather than passes to the linker.
@@ -82,9 +113,17 @@ pub fn split_response_file(text: &str) -> Vec<String> {
             escaped = true;
             in_arg = true;
         } else if single {
-            if c == '\'' { single = false } else { current.push(c) }
+            if c == '\'' {
+                single = false
+            } else {
+                current.push(c)
+            }
         } else if double {
-            if c == '"' { double = false } else { current.push(c) }
+            if c == '"' {
+                double = false
+            } else {
+                current.push(c)
+            }
         } else if c == '\'' {
             single = true;
             in_arg = true;
@@ -128,7 +167,9 @@ pub fn parse(raw_args: &[String]) -> CompilerCommand {
             "-o" if takes_next => cmd.output = next.clone(),
             "-l" if takes_next => cmd.libs.extend(next.clone()),
             "-L" if takes_next => cmd.lib_dirs.extend(next.clone()),
-            "-Xlinker" if takes_next => cmd.linker_flags.push(format!("-Wl,{}", next.clone().unwrap())),
+            "-Xlinker" if takes_next => cmd
+                .linker_flags
+                .push(format!("-Wl,{}", next.clone().unwrap())),
             "-x" if takes_next => language_override = next.as_deref() != Some("none"),
             _ if takes_next => {}
             _ if arg.starts_with("-Wl,") => cmd.linker_flags.push(arg.to_string()),
@@ -181,7 +222,12 @@ pub fn compile_only_args(cmd: &CompilerCommand, source: &str, object: &str) -> V
         }
         i += if takes_next { 2 } else { 1 };
     }
-    out.extend(["-c".to_string(), source.to_string(), "-o".to_string(), object.to_string()]);
+    out.extend([
+        "-c".to_string(),
+        source.to_string(),
+        "-o".to_string(),
+        object.to_string(),
+    ]);
     out
 }
 
@@ -202,15 +248,32 @@ mod tests {
     #[test]
     fn shared_link_inputs_libs_and_output() {
         let cmd = parse(&strings(&[
-            "-shared", "-o", "x.so", "a.o", "-L", "/opt/lib", "-lz", "-l", "m", "libb.a",
-            "-Wl,-soname,x.so.1", "-Xlinker", "--as-needed", "-I", "inc.o", "-pthread",
+            "-shared",
+            "-o",
+            "x.so",
+            "a.o",
+            "-L",
+            "/opt/lib",
+            "-lz",
+            "-l",
+            "m",
+            "libb.a",
+            "-Wl,-soname,x.so.1",
+            "-Xlinker",
+            "--as-needed",
+            "-I",
+            "inc.o",
+            "-pthread",
         ]));
         assert!(cmd.links_shared_object);
         assert_eq!(cmd.output.as_deref(), Some("x.so"));
         assert_eq!(cmd.inputs, strings(&["a.o", "libb.a"]));
         assert_eq!(cmd.libs, strings(&["z", "m"]));
         assert_eq!(cmd.lib_dirs, strings(&["/opt/lib"]));
-        assert_eq!(cmd.linker_flags, strings(&["-Wl,-soname,x.so.1", "-Wl,--as-needed", "-pthread"]));
+        assert_eq!(
+            cmd.linker_flags,
+            strings(&["-Wl,-soname,x.so.1", "-Wl,--as-needed", "-pthread"])
+        );
     }
 
     #[test]
@@ -221,9 +284,14 @@ mod tests {
 
     #[test]
     fn sources_in_a_link_are_found_and_split_off() {
-        let cmd = parse(&strings(&["-O2", "-shared", "-fPIC", "p.c", "q.o", "-o", "p.so", "-lz", "-DX=1"]));
+        let cmd = parse(&strings(&[
+            "-O2", "-shared", "-fPIC", "p.c", "q.o", "-o", "p.so", "-lz", "-DX=1",
+        ]));
         assert_eq!(cmd.sources, vec![0]);
         let compile = compile_only_args(&cmd, "p.c", "/tmp/p.o");
-        assert_eq!(compile, strings(&["-O2", "-fPIC", "-DX=1", "-c", "p.c", "-o", "/tmp/p.o"]));
+        assert_eq!(
+            compile,
+            strings(&["-O2", "-fPIC", "-DX=1", "-c", "p.c", "-o", "/tmp/p.o"])
+        );
     }
 }

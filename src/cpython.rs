@@ -45,11 +45,15 @@ impl CpythonBuild {
     /// whole C API is there for dlopen(NULL) and ctypes.pythonapi) and its system libs.
     pub fn main_inputs(&self) -> Result<Vec<String>> {
         let makefile = self.tree.join("Makefile");
-        let text = std::fs::read_to_string(&makefile).with_context(|| format!("{}: cannot read", makefile.display()))?;
+        let text = std::fs::read_to_string(&makefile)
+            .with_context(|| format!("{}: cannot read", makefile.display()))?;
         let vars = MakeVars::parse(&text);
         let library = self.tree.join(vars.expand("LIBRARY"));
         let mut inputs = vec![
-            self.tree.join("Programs/python.o").to_string_lossy().into_owned(),
+            self.tree
+                .join("Programs/python.o")
+                .to_string_lossy()
+                .into_owned(),
             "-Wl,--whole-archive".into(),
             library.to_string_lossy().into_owned(),
             "-Wl,--no-whole-archive".into(),
@@ -86,7 +90,11 @@ impl MakeVars {
         if depth > 16 {
             return value;
         }
-        reference.replace_all(&value, |c: &regex::Captures| self.expand_depth(&c[1], depth + 1)).into_owned()
+        reference
+            .replace_all(&value, |c: &regex::Captures| {
+                self.expand_depth(&c[1], depth + 1)
+            })
+            .into_owned()
     }
 }
 
@@ -106,13 +114,18 @@ pub fn default_source() -> Result<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    found.retain(|p| p.file_name().is_some_and(|n| {
-        let n = n.to_string_lossy();
-        n.starts_with("python3.11_") && n.contains(".orig.tar.")
-    }));
+    found.retain(|p| {
+        p.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            n.starts_with("python3.11_") && n.contains(".orig.tar.")
+        })
+    });
     found.sort();
     found.pop().with_context(|| {
-        format!("no CPython source in {} (run `make python-src`, or pass --python-src DIR|TARBALL)", dir.display())
+        format!(
+            "no CPython source in {} (run `make python-src`, or pass --python-src DIR|TARBALL)",
+            dir.display()
+        )
     })
 }
 
@@ -126,10 +139,12 @@ pub fn build(source: &Path, key: &str, jobs: usize, logs_out: &Path) -> Result<C
     // Built in place, since the capture db records absolute paths; a directory without
     // the `complete` marker is an interrupted build and starts over.
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("{}: cannot remove an unfinished build", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("{}: cannot remove an unfinished build", dir.display()))?;
     }
     let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create cache", dir.display()))?;
+    std::fs::create_dir_all(&logs)
+        .with_context(|| format!("{}: cannot create cache", dir.display()))?;
     let result = build_into(source, &dir, jobs, &logs);
     // logs go where the user looks (OUT.km/logs) whether the build worked or not
     copy_logs(&logs, logs_out);
@@ -178,8 +193,10 @@ pub fn source_key(source: &Path) -> Result<String> {
             hasher.consume(line.as_bytes());
         }
     } else {
-        let mut file = std::fs::File::open(source).with_context(|| format!("{}: cannot open CPython source", source.display()))?;
-        std::io::copy(&mut file, &mut hasher).with_context(|| format!("{}: cannot read", source.display()))?;
+        let mut file = std::fs::File::open(source)
+            .with_context(|| format!("{}: cannot open CPython source", source.display()))?;
+        std::io::copy(&mut file, &mut hasher)
+            .with_context(|| format!("{}: cannot read", source.display()))?;
     }
     hasher.consume(CONFIGURE_FLAGS.join(" ").as_bytes());
     hasher.consume(crate::db::RECORD_VERSION.to_le_bytes());
@@ -187,14 +204,25 @@ pub fn source_key(source: &Path) -> Result<String> {
 }
 
 fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?
+    {
         let entry = entry?;
         let meta = entry.metadata()?;
         if meta.is_dir() {
             list_files(root, &entry.path(), out)?;
         } else {
-            let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
             out.push(format!("{rel}\0{}\0{mtime}\n", meta.len()));
         }
     }
@@ -207,25 +235,43 @@ fn build_into(source: &Path, dir: &Path, jobs: usize, logs: &Path) -> Result<()>
     let db = dir.join("db");
     let install = dir.join("install");
     let captured = |args: &[&str]| -> Vec<String> {
-        let exe = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "dlstatic".into());
-        let mut cmd = vec![exe, "capture".into(), "--db".into(), db.to_string_lossy().into_owned(), "--".into()];
+        let exe = std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "dlstatic".into());
+        let mut cmd = vec![
+            exe,
+            "capture".into(),
+            "--db".into(),
+            db.to_string_lossy().into_owned(),
+            "--".into(),
+        ];
         cmd.extend(args.iter().map(|s| s.to_string()));
         cmd
     };
     let mut configure = vec!["./configure"];
     configure.extend(CONFIGURE_FLAGS);
-    Step::new("configure CPython", &logs.join("configure.log")).run(&captured(&configure), &tree)?;
+    Step::new("configure CPython", &logs.join("configure.log"))
+        .run(&captured(&configure), &tree)?;
     let jobs_flag = format!("-j{jobs}");
-    Step::new("make CPython", &logs.join("make.log")).run(&captured(&["make", &jobs_flag]), &tree)?;
+    Step::new("make CPython", &logs.join("make.log"))
+        .run(&captured(&["make", &jobs_flag]), &tree)?;
     let destdir = format!("DESTDIR={}", install.display());
     // With --prefix=/ the Makefile says DESTSHARED=//lib/…, which setup.py's --root
     // handling treats as outside DESTDIR: name it with a single slash.
-    let version = MakeVars::parse(&std::fs::read_to_string(tree.join("Makefile"))?).expand("VERSION");
+    let version =
+        MakeVars::parse(&std::fs::read_to_string(tree.join("Makefile"))?).expand("VERSION");
     let destshared = format!("DESTSHARED=/lib/python{version}/lib-dynload");
-    Step::new("make install", &logs.join("install.log")).run(&captured(&["make", "install", &destdir, &destshared]), &tree)?;
+    Step::new("make install", &logs.join("install.log")).run(
+        &captured(&["make", "install", &destdir, &destshared]),
+        &tree,
+    )?;
     // Upstream 3.11's `make install` leaves these test packages out; the test suite needs them.
     let version_lib = install.join("lib");
-    if let Some(libdir) = std::fs::read_dir(&version_lib)?.flatten().map(|e| e.path()).find(|p| p.join("os.py").exists()) {
+    if let Some(libdir) = std::fs::read_dir(&version_lib)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("os.py").exists())
+    {
         for missing in ["test/test_sqlite3", "test/test_capi"] {
             if !libdir.join(missing).exists() {
                 copy_tree(&tree.join("Lib").join(missing), &libdir.join(missing))?;
@@ -238,20 +284,35 @@ fn build_into(source: &Path, dir: &Path, jobs: usize, logs: &Path) -> Result<()>
 fn unpack(source: &Path, tree: &Path, logs: &Path) -> Result<()> {
     if source.is_dir() {
         if !source.join("configure").is_file() {
-            bail!("{}: not a CPython source tree (no configure script)", source.display());
+            bail!(
+                "{}: not a CPython source tree (no configure script)",
+                source.display()
+            );
         }
         return copy_tree(source, tree);
     }
     std::fs::create_dir_all(tree)?;
     let cmd = vec![
-        "tar".to_string(), "-xf".into(), std::path::absolute(source)?.to_string_lossy().into_owned(),
-        "--strip-components=1".into(), "-C".into(), tree.to_string_lossy().into_owned(),
+        "tar".to_string(),
+        "-xf".into(),
+        std::path::absolute(source)?.to_string_lossy().into_owned(),
+        "--strip-components=1".into(),
+        "-C".into(),
+        tree.to_string_lossy().into_owned(),
     ];
     Step::new("unpack CPython source", &logs.join("unpack.log"))
         .run(&cmd, tree)
-        .with_context(|| format!("{}: cannot unpack (missing or corrupt tarball?)", source.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: cannot unpack (missing or corrupt tarball?)",
+                source.display()
+            )
+        })?;
     if !tree.join("configure").is_file() {
-        bail!("{}: not a CPython source tarball (no configure script inside)", source.display());
+        bail!(
+            "{}: not a CPython source tarball (no configure script inside)",
+            source.display()
+        );
     }
     Ok(())
 }

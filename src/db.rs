@@ -54,7 +54,10 @@ pub enum LinkInput {
     /// A relocatable object (given directly, or compiled by the wrapper from a source).
     Object { path: String, md5: String },
     /// A static archive; every member is snapshotted, the link uses only those it needs.
-    Archive { path: String, members: Vec<ArchiveMember> },
+    Archive {
+        path: String,
+        members: Vec<ArchiveMember>,
+    },
     /// A shared library given by path; it must be replaced by its static archive.
     Shared { path: String },
     /// Anything else the linker was handed (a linker script, say).
@@ -77,15 +80,23 @@ impl CaptureDb {
             std::fs::create_dir_all(root.join(sub))
                 .with_context(|| format!("{}: cannot create capture db", root.display()))?;
         }
-        Ok(CaptureDb { root: root.to_path_buf() })
+        Ok(CaptureDb {
+            root: root.to_path_buf(),
+        })
     }
 
     /// Open an existing db for reading; a missing or foreign directory is an error.
     pub fn open_existing(root: &Path) -> Result<Self> {
         if !root.join("links").is_dir() {
-            anyhow::bail!("{}: not a capture db (no links/ directory; create one with `dlstatic capture --db {}`)", root.display(), root.display());
+            anyhow::bail!(
+                "{}: not a capture db (no links/ directory; create one with `dlstatic capture --db {}`)",
+                root.display(),
+                root.display()
+            );
         }
-        Ok(CaptureDb { root: root.to_path_buf() })
+        Ok(CaptureDb {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn object_path(&self, md5: &str) -> PathBuf {
@@ -104,21 +115,31 @@ impl CaptureDb {
 
     pub fn write_record(&self, record: &LinkRecord) -> Result<()> {
         let json = serde_json::to_vec_pretty(record)?;
-        write_atomic(&self.root.join("links").join(format!("{}.json", record.md5)), &json)
+        write_atomic(
+            &self.root.join("links").join(format!("{}.json", record.md5)),
+            &json,
+        )
     }
 
     /// All link records, sorted by output path then md5 so every later stage is deterministic.
     pub fn records(&self) -> Result<Vec<LinkRecord>> {
         let dir = self.root.join("links");
         let mut records = Vec::new();
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))? {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))?
+        {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                let text = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+                let text = std::fs::read(&path)
+                    .with_context(|| format!("{}: cannot read", path.display()))?;
                 let record: LinkRecord = serde_json::from_slice(&text)
                     .with_context(|| format!("{}: corrupt link record", path.display()))?;
                 if record.version != RECORD_VERSION {
-                    anyhow::bail!("{}: link record version {} (this dlstatic reads {RECORD_VERSION}); recapture the build", path.display(), record.version);
+                    anyhow::bail!(
+                        "{}: link record version {} (this dlstatic reads {RECORD_VERSION}); recapture the build",
+                        path.display(),
+                        record.version
+                    );
                 }
                 records.push(record);
             }

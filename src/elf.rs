@@ -57,13 +57,17 @@ pub fn parse_header(bytes: &[u8]) -> Result<(&Header, Endianness)> {
         bail!("32-bit ELF object; only 64-bit objects can be linked into this binary");
     }
     let header = Header::parse(bytes).map_err(|e| anyhow!("malformed ELF header: {e}"))?;
-    let endian = header.endian().map_err(|e| anyhow!("malformed ELF header: {e}"))?;
+    let endian = header
+        .endian()
+        .map_err(|e| anyhow!("malformed ELF header: {e}"))?;
     if endian != Endianness::Little {
         bail!("big-endian ELF object");
     }
     let machine = header.e_machine(endian);
     if machine != HOST_MACHINE {
-        bail!("ELF object for machine {machine}, this machine is {HOST_MACHINE} (wrong architecture)");
+        bail!(
+            "ELF object for machine {machine}, this machine is {HOST_MACHINE} (wrong architecture)"
+        );
     }
     Ok((header, endian))
 }
@@ -104,9 +108,14 @@ pub struct ObjectSummary {
 pub fn summarize_object(bytes: &[u8]) -> Result<ObjectSummary> {
     let (header, endian) = parse_header(bytes)?;
     if header.e_type(endian) != elf::ET_REL {
-        bail!("not a relocatable object (ELF type {})", header.e_type(endian));
+        bail!(
+            "not a relocatable object (ELF type {})",
+            header.e_type(endian)
+        );
     }
-    let sections = header.sections(endian, bytes).map_err(|e| anyhow!("malformed sections: {e}"))?;
+    let sections = header
+        .sections(endian, bytes)
+        .map_err(|e| anyhow!("malformed sections: {e}"))?;
     let mut summary = ObjectSummary::default();
     // compiled once: a module of hundreds of objects would otherwise compile it hundreds of times
     static LIBRARY_NAME: LazyLock<regex::bytes::Regex> =
@@ -120,7 +129,9 @@ pub fn summarize_object(bytes: &[u8]) -> Result<ObjectSummary> {
         if name.starts_with(b".rodata") {
             let data = section.data(endian, bytes).unwrap_or_default();
             for found in LIBRARY_NAME.find_iter(data) {
-                summary.library_names.push(String::from_utf8_lossy(found.as_bytes()).into_owned());
+                summary
+                    .library_names
+                    .push(String::from_utf8_lossy(found.as_bytes()).into_owned());
             }
         }
     }
@@ -131,7 +142,9 @@ pub fn summarize_object(bytes: &[u8]) -> Result<ObjectSummary> {
         if sym.is_local() {
             continue;
         }
-        let name = symbols.symbol_name(endian, sym).map_err(|e| anyhow!("malformed symbol name: {e}"))?;
+        let name = symbols
+            .symbol_name(endian, sym)
+            .map_err(|e| anyhow!("malformed symbol name: {e}"))?;
         summary.globals.push(GlobalSymbol {
             name: String::from_utf8_lossy(name).into_owned(),
             defined: !sym.is_undefined(endian),
@@ -165,16 +178,25 @@ pub struct SharedInterface {
 
 pub fn shared_object_interface(bytes: &[u8]) -> Result<SharedInterface> {
     let (header, endian) = parse_header(bytes)?;
-    let sections = header.sections(endian, bytes).map_err(|e| anyhow!("malformed sections: {e}"))?;
+    let sections = header
+        .sections(endian, bytes)
+        .map_err(|e| anyhow!("malformed sections: {e}"))?;
     let mut interface = SharedInterface::default();
-    if let Some((entries, strtab_index)) = sections.dynamic(endian, bytes).map_err(|e| anyhow!("{e}"))? {
-        let strtab = sections.strings(endian, bytes, strtab_index).map_err(|e| anyhow!("{e}"))?;
+    if let Some((entries, strtab_index)) = sections
+        .dynamic(endian, bytes)
+        .map_err(|e| anyhow!("{e}"))?
+    {
+        let strtab = sections
+            .strings(endian, bytes, strtab_index)
+            .map_err(|e| anyhow!("{e}"))?;
         for entry in entries {
             let tag = entry.d_tag(endian);
             if tag != elf::DT_SONAME as u64 && tag != elf::DT_NEEDED as u64 {
                 continue;
             }
-            let name = strtab.get(entry.d_val(endian) as u32).map_err(|()| anyhow!("bad dynamic string offset"))?;
+            let name = strtab
+                .get(entry.d_val(endian) as u32)
+                .map_err(|()| anyhow!("bad dynamic string offset"))?;
             let name = String::from_utf8_lossy(name).into_owned();
             if tag == elf::DT_SONAME as u64 {
                 interface.soname = Some(name);
@@ -183,13 +205,19 @@ pub fn shared_object_interface(bytes: &[u8]) -> Result<SharedInterface> {
             }
         }
     }
-    let dynsym = sections.symbols(endian, bytes, elf::SHT_DYNSYM).map_err(|e| anyhow!("{e}"))?;
+    let dynsym = sections
+        .symbols(endian, bytes, elf::SHT_DYNSYM)
+        .map_err(|e| anyhow!("{e}"))?;
     for sym in dynsym.iter().skip(1) {
         if sym.is_undefined(endian) || sym.is_local() || sym.st_visibility() == elf::STV_HIDDEN {
             continue;
         }
-        let name = dynsym.symbol_name(endian, sym).map_err(|e| anyhow!("{e}"))?;
-        interface.exports.push(String::from_utf8_lossy(name).into_owned());
+        let name = dynsym
+            .symbol_name(endian, sym)
+            .map_err(|e| anyhow!("{e}"))?;
+        interface
+            .exports
+            .push(String::from_utf8_lossy(name).into_owned());
     }
     interface.exports.sort();
     interface.exports.dedup();
@@ -203,18 +231,29 @@ pub fn shared_object_interface(bytes: &[u8]) -> Result<SharedInterface> {
 pub fn executable_globals(bytes: &[u8]) -> Result<Vec<(String, SymbolKind, u64)>> {
     let (header, endian) = parse_header(bytes)?;
     let sections = header.sections(endian, bytes).map_err(|e| anyhow!("{e}"))?;
-    let symtab = sections.symbols(endian, bytes, elf::SHT_SYMTAB).map_err(|e| anyhow!("{e}"))?;
+    let symtab = sections
+        .symbols(endian, bytes, elf::SHT_SYMTAB)
+        .map_err(|e| anyhow!("{e}"))?;
     let mut out = Vec::new();
     for sym in symtab.iter().skip(1) {
-        let global = matches!(sym.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE);
+        let global = matches!(
+            sym.st_bind(),
+            elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE
+        );
         if !global || sym.is_undefined(endian) {
             continue;
         }
-        let name = symtab.symbol_name(endian, sym).map_err(|e| anyhow!("{e}"))?;
+        let name = symtab
+            .symbol_name(endian, sym)
+            .map_err(|e| anyhow!("{e}"))?;
         if sym.st_visibility() == elf::STV_HIDDEN && name.starts_with(b"_") {
             continue;
         }
-        out.push((String::from_utf8_lossy(name).into_owned(), symbol_kind(sym.st_type()), sym.st_size(endian)));
+        out.push((
+            String::from_utf8_lossy(name).into_owned(),
+            symbol_kind(sym.st_type()),
+            sym.st_size(endian),
+        ));
     }
     Ok(out)
 }

@@ -26,8 +26,14 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 
 /// As write_atomic, for output produced piece by piece: `write` gets a buffered writer
 /// on the temporary file (large pieces go straight to the file, not through a copy).
-pub fn write_atomic_with(dest: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
-    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+pub fn write_atomic_with(
+    dest: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".dlstatic-tmp")
         // what File::create gives (0666 less the umask), not tempfile's private 0600: the
@@ -40,17 +46,26 @@ pub fn write_atomic_with(dest: &Path, write: impl FnOnce(&mut BufWriter<File>) -
     write(&mut out)
         .and_then(|()| Ok(out.flush()?))
         .with_context(|| format!("{}: cannot write", dest.display()))?;
-    tmp_path.persist(dest).with_context(|| format!("{}: cannot write", dest.display()))?;
+    tmp_path
+        .persist(dest)
+        .with_context(|| format!("{}: cannot write", dest.display()))?;
     Ok(())
 }
 
 /// Copy a tree, leaving out what `skip` says (given the path relative to the top).
 /// Directories and symlinks are made first, then the files are copied in parallel (the
 /// stdlib is thousands of small files).
-pub fn copy_tree(from: &Path, to: &Path, rel: &Path, skip: &(dyn Fn(&Path) -> bool + Sync)) -> Result<()> {
+pub fn copy_tree(
+    from: &Path,
+    to: &Path,
+    rel: &Path,
+    skip: &(dyn Fn(&Path) -> bool + Sync),
+) -> Result<()> {
     let mut files = Vec::new();
     make_tree(from, to, rel, skip, &mut files)?;
-    files.par_iter().try_for_each(|(src, dest)| copy_keeping_mtime(src, dest).with_context(|| format!("{}: cannot copy", src.display())))
+    files.par_iter().try_for_each(|(src, dest)| {
+        copy_keeping_mtime(src, dest).with_context(|| format!("{}: cannot copy", src.display()))
+    })
 }
 
 /// A copy with the source's modification time: a `.pyc` is valid only while its `.py`
@@ -59,13 +74,25 @@ pub fn copy_tree(from: &Path, to: &Path, rel: &Path, skip: &(dyn Fn(&Path) -> bo
 fn copy_keeping_mtime(src: &Path, dest: &Path) -> std::io::Result<()> {
     std::fs::copy(src, dest)?;
     let modified = std::fs::metadata(src)?.modified()?;
-    std::fs::File::options().write(true).open(dest)?.set_modified(modified)
+    std::fs::File::options()
+        .write(true)
+        .open(dest)?
+        .set_modified(modified)
 }
 
 /// The directories and symlinks of `copy_tree`; the files to copy go to `files`.
-fn make_tree(from: &Path, to: &Path, rel: &Path, skip: &dyn Fn(&Path) -> bool, files: &mut Vec<(PathBuf, PathBuf)>) -> Result<()> {
+fn make_tree(
+    from: &Path,
+    to: &Path,
+    rel: &Path,
+    skip: &dyn Fn(&Path) -> bool,
+    files: &mut Vec<(PathBuf, PathBuf)>,
+) -> Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("{}: cannot create", to.display()))?;
-    let mut entries: Vec<_> = std::fs::read_dir(from).with_context(|| format!("{}: cannot read", from.display()))?.flatten().collect();
+    let mut entries: Vec<_> = std::fs::read_dir(from)
+        .with_context(|| format!("{}: cannot read", from.display()))?
+        .flatten()
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let rel = rel.join(entry.file_name());

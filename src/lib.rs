@@ -9,25 +9,25 @@
 
 pub mod cli;
 
-pub mod compiler_args;
+pub mod analyze;
+pub mod archive;
+pub mod audit;
 pub mod capture;
+pub mod codegen;
+pub mod compiler_args;
 pub mod db;
 pub mod elf;
-pub mod analyze;
-pub mod resolve;
-pub mod mangle;
-pub mod archive;
-pub mod codegen;
+pub mod fsutil;
 pub mod libs;
 pub mod link;
-pub mod audit;
-pub mod toolchain;
-pub mod fsutil;
+pub mod mangle;
 pub mod progress;
+pub mod resolve;
+pub mod toolchain;
 
+pub mod build;
 pub mod cpython;
 pub mod modules_txt;
 pub mod packages;
 pub mod payload;
 pub mod verify;
-pub mod build;

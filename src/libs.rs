@@ -12,13 +12,22 @@ use crate::elf;
 use crate::toolchain::{Memo, find_in_compiler_search_path};
 
 /// glibc's libraries that static libc.a contains whole (glibc >= 2.34): always linked in.
-pub const GLIBC_SONAMES: &[&str] = &["libc.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1"];
+pub const GLIBC_SONAMES: &[&str] = &[
+    "libc.so.6",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libutil.so.1",
+];
 
 /// The static archive for `-l<lib>`: the module's own -L directories first, then the
 /// compiler's search path. `-l:libfoo.so.1` asks for `libfoo.a`.
 pub fn static_archive_for(lib: &str, lib_dirs: &[String]) -> Option<PathBuf> {
     let file = match lib.strip_prefix(':') {
-        Some(exact) => format!("{}.a", shared_stem(exact).unwrap_or(exact.trim_end_matches(".a"))),
+        Some(exact) => format!(
+            "{}.a",
+            shared_stem(exact).unwrap_or(exact.trim_end_matches(".a"))
+        ),
         None => format!("lib{lib}.a"),
     };
     lib_dirs
@@ -42,7 +51,9 @@ pub fn static_archive_for_shared(path: &str) -> Option<PathBuf> {
 
 /// `libfoo.so.1.2` -> `libfoo`.
 fn shared_stem(name: &str) -> Option<&str> {
-    name.find(".so").filter(|&i| name[i + 3..].is_empty() || name[i + 3..].starts_with('.')).map(|i| &name[..i])
+    name.find(".so")
+        .filter(|&i| name[i + 3..].is_empty() || name[i + 3..].starts_with('.'))
+        .map(|i| &name[..i])
 }
 
 /// The development symlink `lib<lib>.so` the linker would find for `-l<lib>`.
@@ -51,7 +62,11 @@ fn shared_library_path(lib: &str, lib_dirs: &[String]) -> Option<PathBuf> {
         return None;
     }
     let file = format!("lib{lib}.so");
-    lib_dirs.iter().map(|dir| Path::new(dir).join(&file)).find(|p| p.is_file()).or_else(|| find_in_compiler_search_path(&file))
+    lib_dirs
+        .iter()
+        .map(|dir| Path::new(dir).join(&file))
+        .find(|p| p.is_file())
+        .or_else(|| find_in_compiler_search_path(&file))
 }
 
 /// The system's shared library for `-l<lib>` (an ELF file, or a linker script such as
@@ -63,7 +78,10 @@ fn system_shared_library(lib: &str, lib_dirs: &[String]) -> Option<elf::SharedIn
     }
     // GROUP ( /lib/…/libm.so.6 AS_NEEDED (…) )
     let pattern = Regex::new(&format!(r"/[^ ]*lib{}\.so\.[0-9.]+", regex::escape(lib))).ok()?;
-    let real = pattern.find(&String::from_utf8_lossy(&bytes))?.as_str().to_string();
+    let real = pattern
+        .find(&String::from_utf8_lossy(&bytes))?
+        .as_str()
+        .to_string();
     elf::shared_object_interface(&crate::fsutil::map(Path::new(&real)).ok()?).ok()
 }
 
@@ -71,19 +89,33 @@ fn system_shared_library(lib: &str, lib_dirs: &[String]) -> Option<elf::SharedIn
 /// installed package ships the shared library, and whether a static one is packaged.
 pub fn static_archive_advice(lib: &str, lib_dirs: &[String]) -> String {
     let owner = |path: &Path| -> Option<String> {
-        let out = std::process::Command::new("dpkg").arg("-S").arg(path).output().ok()?;
+        let out = std::process::Command::new("dpkg")
+            .arg("-S")
+            .arg(path)
+            .output()
+            .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        out.status.success().then(|| text.split(':').next().unwrap_or("").trim().to_string()).filter(|p| !p.is_empty())
+        out.status
+            .success()
+            .then(|| text.split(':').next().unwrap_or("").trim().to_string())
+            .filter(|p| !p.is_empty())
     };
     if let Some(dev) = shared_library_path(lib, lib_dirs) {
         return match owner(&dev) {
-            Some(package) => format!("Debian package {package} provides lib{lib}.so but no static archive is packaged"),
-            None => format!("{} is not from a Debian package; build or install lib{lib}.a", dev.display()),
+            Some(package) => format!(
+                "Debian package {package} provides lib{lib}.so but no static archive is packaged"
+            ),
+            None => format!(
+                "{} is not from a Debian package; build or install lib{lib}.a",
+                dev.display()
+            ),
         };
     }
     let runtime = glob_runtime_library(lib);
     match runtime.as_deref().and_then(owner) {
-        Some(package) => format!("only the runtime library is installed (Debian package {package}); install its -dev package, which may ship lib{lib}.a"),
+        Some(package) => format!(
+            "only the runtime library is installed (Debian package {package}); install its -dev package, which may ship lib{lib}.a"
+        ),
         None => format!("no lib{lib} is installed at all"),
     }
 }
@@ -91,11 +123,19 @@ pub fn static_archive_advice(lib: &str, lib_dirs: &[String]) -> String {
 /// `lib<lib>.so.N` in the usual library directories.
 fn glob_runtime_library(lib: &str) -> Option<PathBuf> {
     let prefix = format!("lib{lib}.so.");
-    ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/lib"]
-        .iter()
-        .filter_map(|dir| std::fs::read_dir(dir).ok())
-        .flat_map(|entries| entries.flatten().map(|e| e.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+        "/lib",
+    ]
+    .iter()
+    .filter_map(|dir| std::fs::read_dir(dir).ok())
+    .flat_map(|entries| entries.flatten().map(|e| e.path()))
+    .find(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+    })
 }
 
 /// The soname a program linked with `-l<lib>` would have asked the loader for.
@@ -116,11 +156,22 @@ const IN_LIBC: &[&str] = &["c", "m", "dl", "pthread", "rt", "util", "resolv", "m
 /// `pkg-config --static --libs-only-l` adds, without glibc's own.
 pub fn static_dependencies(lib: &str, lib_dirs: &[String]) -> Vec<String> {
     let mut deps: Vec<String> = system_shared_library(lib, lib_dirs)
-        .map(|shared| shared.needed.iter().filter_map(|soname| lib_name_of_soname(soname)).collect())
+        .map(|shared| {
+            shared
+                .needed
+                .iter()
+                .filter_map(|soname| lib_name_of_soname(soname))
+                .collect()
+        })
         .unwrap_or_default();
     deps.extend(pkg_config_static_libs(lib));
     let mut seen = std::collections::HashSet::new();
-    deps.retain(|dep| dep != lib && !IN_LIBC.contains(&dep.as_str()) && !dep.starts_with("ld-linux") && seen.insert(dep.clone()));
+    deps.retain(|dep| {
+        dep != lib
+            && !IN_LIBC.contains(&dep.as_str())
+            && !dep.starts_with("ld-linux")
+            && seen.insert(dep.clone())
+    });
     deps
 }
 
@@ -139,11 +190,22 @@ fn pkg_config_static_libs(lib: &str) -> Vec<String> {
 fn run_pkg_config_static_libs(lib: &str) -> Vec<String> {
     // -ltk8.6 is described by tk.pc, -lssl by libssl.pc, -lX11 by x11.pc
     let unversioned = lib.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    let candidates = [lib.to_string(), format!("lib{lib}"), unversioned.to_string(), lib.to_lowercase()];
-    let Some(package) = candidates.iter().find(|name| pkg_config_packages().contains(name.as_str())) else {
+    let candidates = [
+        lib.to_string(),
+        format!("lib{lib}"),
+        unversioned.to_string(),
+        lib.to_lowercase(),
+    ];
+    let Some(package) = candidates
+        .iter()
+        .find(|name| pkg_config_packages().contains(name.as_str()))
+    else {
         return Vec::new();
     };
-    match std::process::Command::new("pkg-config").args(["--static", "--libs-only-l", package]).output() {
+    match std::process::Command::new("pkg-config")
+        .args(["--static", "--libs-only-l", package])
+        .output()
+    {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .filter_map(|flag| flag.strip_prefix("-l"))
@@ -157,9 +219,16 @@ fn run_pkg_config_static_libs(lib: &str) -> Vec<String> {
 fn pkg_config_packages() -> &'static HashSet<String> {
     static PACKAGES: OnceLock<HashSet<String>> = OnceLock::new();
     PACKAGES.get_or_init(|| {
-        let listed = std::process::Command::new("pkg-config").arg("--list-all").output();
-        let text = listed.map(|out| String::from_utf8_lossy(&out.stdout).into_owned()).unwrap_or_default();
-        text.lines().filter_map(|line| line.split_whitespace().next()).map(String::from).collect()
+        let listed = std::process::Command::new("pkg-config")
+            .arg("--list-all")
+            .output();
+        let text = listed
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .map(String::from)
+            .collect()
     })
 }
 
@@ -190,7 +259,13 @@ mod tests {
         // libssl needs libcrypto; glibc's own libraries never appear
         let ssl = static_dependencies("ssl", &[]);
         assert!(ssl.contains(&"crypto".to_string()), "{ssl:?}");
-        assert!(!ssl.iter().any(|d| IN_LIBC.contains(&d.as_str())), "{ssl:?}");
-        assert_eq!(lib_name_of_soname("libgssapi_krb5.so.2").as_deref(), Some("gssapi_krb5"));
+        assert!(
+            !ssl.iter().any(|d| IN_LIBC.contains(&d.as_str())),
+            "{ssl:?}"
+        );
+        assert_eq!(
+            lib_name_of_soname("libgssapi_krb5.so.2").as_deref(),
+            Some("gssapi_krb5")
+        );
     }
 }

@@ -61,15 +61,28 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
         clock = Instant::now();
     };
     let mut dbs = vec![CaptureDb::open_existing(&options.db)?];
-    let mut records: Vec<(usize, LinkRecord)> =
-        select_records(dbs[0].records()?, &options.only, &options.exclude, &options.db)?.into_iter().map(|r| (0, r)).collect();
+    let mut records: Vec<(usize, LinkRecord)> = select_records(
+        dbs[0].records()?,
+        &options.only,
+        &options.exclude,
+        &options.db,
+    )?
+    .into_iter()
+    .map(|r| (0, r))
+    .collect();
     for (path, ids) in &options.extra_dbs {
         let db = CaptureDb::open_existing(path)?;
-        records.extend(db.records()?.into_iter().filter(|r| ids.contains(&r.md5)).map(|r| (dbs.len(), r)));
+        records.extend(
+            db.records()?
+                .into_iter()
+                .filter(|r| ids.contains(&r.md5))
+                .map(|r| (dbs.len(), r)),
+        );
         dbs.push(db);
     }
     let work = options.work.clone();
-    std::fs::create_dir_all(&work).with_context(|| format!("{}: cannot create work dir", work.display()))?;
+    std::fs::create_dir_all(&work)
+        .with_context(|| format!("{}: cannot create work dir", work.display()))?;
 
     // the runtime header must be in place before module tables compile against it
     let runtime = compile_runtime(&work)?;
@@ -77,7 +90,8 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     let analyzed: Vec<(Module, bool)> = records
         .par_iter()
         .map(|(db, record)| {
-            let module = analyzed_module(&dbs[*db], record, &work).with_context(|| format!("{} ({})", record.output, &record.md5[..8]));
+            let module = analyzed_module(&dbs[*db], record, &work)
+                .with_context(|| format!("{} ({})", record.output, &record.md5[..8]));
             progress.inc(1);
             module
         })
@@ -86,11 +100,17 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     lap("link: analyze modules");
 
     let modules: Vec<Module> = analyzed.iter().map(|(m, _)| m.clone()).collect();
-    let SystemLibs { libs: system_libs, unavailable } = resolve_system_libs(&modules)?;
+    let SystemLibs {
+        libs: system_libs,
+        unavailable,
+    } = resolve_system_libs(&modules)?;
     let explain = |result: Result<()>| {
         result.map_err(|e| match unavailable.is_empty() {
             true => e,
-            false => e.context(format!("no static archive exists for {}", unavailable.join(", "))),
+            false => e.context(format!(
+                "no static archive exists for {}",
+                unavailable.join(", ")
+            )),
         })
     };
     let cxx = modules.iter().any(|m| m.driver == "c++");
@@ -98,9 +118,15 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     let program = ProgramSymbols::collect(&options.main_inputs, &archives, cxx)?;
     let resolution = resolve::resolve(&modules, &program);
     if let Some((from, name, providers)) = resolution.ambiguous.first() {
-        let names: Vec<&str> = providers.iter().map(|&p| modules[p].so_name.as_str()).collect();
-        bail!("{}: uses {name}, which several modules export ({}); which one it meant depended on load order (dlstatic audit lists all such symbols)",
-            modules[*from].path, names.join(", "));
+        let names: Vec<&str> = providers
+            .iter()
+            .map(|&p| modules[p].so_name.as_str())
+            .collect();
+        bail!(
+            "{}: uses {name}, which several modules export ({}); which one it meant depended on load order (dlstatic audit lists all such symbols)",
+            modules[*from].path,
+            names.join(", ")
+        );
     }
     let bindings = resolve::bindings_by_module(&modules, &resolution);
     lap("link: resolve symbols");
@@ -112,7 +138,8 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
         .zip(records.par_iter().map(|(db, _)| *db))
         .map(|(((module, analysis_cached), bindings), db)| {
             let path = module.path.clone();
-            let prepared = prepare_module(&dbs[db], module, analysis_cached, bindings, &work).with_context(|| path);
+            let prepared = prepare_module(&dbs[db], module, analysis_cached, bindings, &work)
+                .with_context(|| path);
             progress.inc(1);
             prepared
         })
@@ -126,27 +153,46 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
 
     let mut inputs: Vec<String> = options.main_inputs.clone();
     for module in &modules {
-        inputs.push(path_arg(&work.join(format!("{}.km.symbols.o", module.base()))));
+        inputs.push(path_arg(
+            &work.join(format!("{}.km.symbols.o", module.base())),
+        ));
     }
     inputs.push("-Wl,--whole-archive".into());
-    inputs.extend(modules.iter().map(|m| path_arg(&work.join(format!("{}.km.a", m.base())))));
+    inputs.extend(
+        modules
+            .iter()
+            .map(|m| path_arg(&work.join(format!("{}.km.a", m.base())))),
+    );
     inputs.push("-Wl,--no-whole-archive".into());
     inputs.push(path_arg(&runtime));
     let mut tail = vec!["-Wl,--start-group".to_string()];
     tail.extend(system_libs.iter().map(|l| path_arg(&l.archive)));
     tail.push("-Wl,--end-group".into());
-    let mut driver_flags: Vec<String> = modules.iter().flat_map(|m| m.linker_flags.iter())
-        .filter(|f| !f.starts_with("-Wl,")).cloned().collect();
+    let mut driver_flags: Vec<String> = modules
+        .iter()
+        .flat_map(|m| m.linker_flags.iter())
+        .filter(|f| !f.starts_with("-Wl,"))
+        .cloned()
+        .collect();
     driver_flags.sort();
     driver_flags.dedup();
     tail.extend(driver_flags);
     tail.extend(options.linker_args.iter().cloned());
 
     // Pass 1: the program without its own table, to learn which globals it holds.
-    eprintln!("dlstatic: linking {} modules into {} (pass 1 of 2)", modules.len(), options.output.display());
+    eprintln!(
+        "dlstatic: linking {} modules into {} (pass 1 of 2)",
+        modules.len(),
+        options.output.display()
+    );
     let pass1 = work.join("pass1.out");
     // (its debug info is of no use, and not writing it makes this pass cheaper)
-    let mut args = vec!["-static".to_string(), "-Wl,--strip-debug".into(), "-o".into(), path_arg(&pass1)];
+    let mut args = vec![
+        "-static".to_string(),
+        "-Wl,--strip-debug".into(),
+        "-o".into(),
+        path_arg(&pass1),
+    ];
     args.extend(inputs.iter().cloned());
     args.extend(tail.iter().cloned());
     explain(toolchain::link(driver, &args, &work.join("link-pass1.log")))?;
@@ -158,7 +204,11 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
         .with_context(|| format!("{}: reading the first link's symbols", pass1.display()))?;
     let main_symbols = main_table.symbols.len();
     let main_object = compile_table(&main_table, &work.join("main.symbols.c"), &work)?;
-    eprintln!("dlstatic: linking {} (pass 2 of 2, {} main-program symbols)", options.output.display(), main_symbols);
+    eprintln!(
+        "dlstatic: linking {} (pass 2 of 2, {} main-program symbols)",
+        options.output.display(),
+        main_symbols
+    );
     let tmp_out = temp_output_path(&options.output);
     let mut args = vec!["-static".to_string(), "-o".into(), path_arg(&tmp_out)];
     args.extend(inputs);
@@ -173,7 +223,12 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
         .with_context(|| format!("{}: cannot write", options.output.display()))?;
     let _ = std::fs::remove_file(&pass1);
     lap("link: pass 2");
-    Ok(LinkSummary { modules, reused, main_symbols, timings })
+    Ok(LinkSummary {
+        modules,
+        reused,
+        main_symbols,
+        timings,
+    })
 }
 
 /// `OUT.km`, next to OUT.
@@ -193,18 +248,32 @@ fn path_arg(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn select_records(records: Vec<LinkRecord>, only: &[String], exclude: &[String], db: &Path) -> Result<Vec<LinkRecord>> {
+fn select_records(
+    records: Vec<LinkRecord>,
+    only: &[String],
+    exclude: &[String],
+    db: &Path,
+) -> Result<Vec<LinkRecord>> {
     if records.is_empty() {
-        bail!("{}: no shared-object links were captured (run the build under `dlstatic capture --db {}`)", db.display(), db.display());
+        bail!(
+            "{}: no shared-object links were captured (run the build under `dlstatic capture --db {}`)",
+            db.display(),
+            db.display()
+        );
     }
-    let matches = |set: &GlobSet, r: &LinkRecord| set.is_match(&r.output) || set.is_match(r.file_name());
+    let matches =
+        |set: &GlobSet, r: &LinkRecord| set.is_match(&r.output) || set.is_match(r.file_name());
     let (only_set, exclude_set) = (glob_set(only, "--only")?, glob_set(exclude, "skip")?);
     let selected: Vec<LinkRecord> = records
         .into_iter()
         .filter(|r| (only.is_empty() || matches(&only_set, r)) && !matches(&exclude_set, r))
         .collect();
     if selected.is_empty() && !only.is_empty() {
-        bail!("{}: no captured shared object matches --only {}", db.display(), only.join(" --only "));
+        bail!(
+            "{}: no captured shared object matches --only {}",
+            db.display(),
+            only.join(" --only ")
+        );
     }
     Ok(selected)
 }
@@ -224,8 +293,14 @@ fn work_file(work: &Path, module: &Module, suffix: &str) -> PathBuf {
 /// The module's analysis: from its `.km.json` when that is current (the flag is then
 /// true), else analyzed anew.
 pub fn analyzed_module(db: &CaptureDb, record: &LinkRecord, work: &Path) -> Result<(Module, bool)> {
-    let json_path = work.join(format!("{}.km.json", Module::base_for(record.file_name(), &record.md5)));
-    if let Some(cached) = std::fs::read(&json_path).ok().and_then(|b| serde_json::from_slice::<Module>(&b).ok()) {
+    let json_path = work.join(format!(
+        "{}.km.json",
+        Module::base_for(record.file_name(), &record.md5)
+    ));
+    if let Some(cached) = std::fs::read(&json_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Module>(&b).ok())
+    {
         if cached.format == MODULE_FORMAT && cached.md5 == record.md5 {
             return Ok((cached, true));
         }
@@ -235,34 +310,65 @@ pub fn analyzed_module(db: &CaptureDb, record: &LinkRecord, work: &Path) -> Resu
 
 /// mangle → archive → codegen for one analyzed module; reused (flag true) when its work
 /// files exist and were made with the same bindings.
-fn prepare_module(db: &CaptureDb, mut module: Module, analysis_cached: bool, bindings: BTreeMap<String, String>, work: &Path) -> Result<(Module, bool)> {
+fn prepare_module(
+    db: &CaptureDb,
+    mut module: Module,
+    analysis_cached: bool,
+    bindings: BTreeMap<String, String>,
+    work: &Path,
+) -> Result<(Module, bool)> {
     let archive_path = work_file(work, &module, "km.a");
     let table_object = work_file(work, &module, "km.symbols.o");
-    if analysis_cached && module.bindings == bindings && archive_path.exists() && table_object.exists() {
+    if analysis_cached
+        && module.bindings == bindings
+        && archive_path.exists()
+        && table_object.exists()
+    {
         return Ok((module, true));
     }
     module.bindings = bindings;
     let renames = module_renames(&module);
     write_renamed_archive(db, &module, &renames, &archive_path)?;
-    write_atomic(&work_file(work, &module, "km.symmap"), mangle::symmap_text(&renames).as_bytes())?;
-    write_atomic(&work_file(work, &module, "km.id"), format!("{}\n", module.md5).as_bytes())?;
-    compile_table(&Table::for_module(&module), &work_file(work, &module, "km.symbols.c"), work)?;
+    write_atomic(
+        &work_file(work, &module, "km.symmap"),
+        mangle::symmap_text(&renames).as_bytes(),
+    )?;
+    write_atomic(
+        &work_file(work, &module, "km.id"),
+        format!("{}\n", module.md5).as_bytes(),
+    )?;
+    compile_table(
+        &Table::for_module(&module),
+        &work_file(work, &module, "km.symbols.c"),
+        work,
+    )?;
     // written last: its presence marks the module's work files complete
-    write_atomic(&work_file(work, &module, "km.json"), &serde_json::to_vec_pretty(&module)?)?;
+    write_atomic(
+        &work_file(work, &module, "km.json"),
+        &serde_json::to_vec_pretty(&module)?,
+    )?;
     Ok((module, false))
 }
 
 /// Every global the module defines → its per-module name; every cross-module reference
 /// → the provider's renamed symbol.
 pub fn module_renames(module: &Module) -> HashMap<String, String> {
-    let mut renames: HashMap<String, String> =
-        module.defined.iter().map(|s| (s.name.clone(), module.renamed(&s.name))).collect();
+    let mut renames: HashMap<String, String> = module
+        .defined
+        .iter()
+        .map(|s| (s.name.clone(), module.renamed(&s.name)))
+        .collect();
     renames.extend(module.bindings.iter().map(|(k, v)| (k.clone(), v.clone())));
     renames
 }
 
 /// The module's objects, each renamed by `renames`, written as the archive `dest`.
-pub fn write_renamed_archive(db: &CaptureDb, module: &Module, renames: &HashMap<String, String>, dest: &Path) -> Result<()> {
+pub fn write_renamed_archive(
+    db: &CaptureDb,
+    module: &Module,
+    renames: &HashMap<String, String>,
+    dest: &Path,
+) -> Result<()> {
     // objects are renamed in parallel; collect keeps their order
     let renamed_objects: Vec<(String, Vec<u8>)> = module
         .objects
@@ -296,7 +402,13 @@ fn compile_runtime(work: &Path) -> Result<PathBuf> {
 fn compile_generated(source: &Path, text: &str, include_dir: &Path) -> Result<PathBuf> {
     let object = source.with_extension("o");
     let key_file = source.with_extension("o.key");
-    let key = format!("{:x}", md5::compute(format!("{text}\0{RUNTIME_H}\0{:?}", Driver::C.real_command())));
+    let key = format!(
+        "{:x}",
+        md5::compute(format!(
+            "{text}\0{RUNTIME_H}\0{:?}",
+            Driver::C.real_command()
+        ))
+    );
     if object.exists() && std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
         return Ok(object);
     }
@@ -327,7 +439,10 @@ struct SystemLibs {
 /// A module's own `-l` library without a static archive stops the link, naming it and
 /// the module.
 fn resolve_system_libs(modules: &[Module]) -> Result<SystemLibs> {
-    let mut out = SystemLibs { libs: Vec::new(), unavailable: Vec::new() };
+    let mut out = SystemLibs {
+        libs: Vec::new(),
+        unavailable: Vec::new(),
+    };
     for module in modules {
         // (library, the -l that needs it when linked statically, if not the module itself)
         let mut pending: std::collections::VecDeque<(String, Option<String>)> =
@@ -338,21 +453,44 @@ fn resolve_system_libs(modules: &[Module]) -> Result<SystemLibs> {
             }
             let Some(archive) = libs::static_archive_for(&lib, &module.lib_dirs) else {
                 match needed_by {
-                    None => bail!("{}: linked with -l{lib}, but no static archive lib{}.a exists on the search path (install the package that ships it, or rebuild the module without it)",
-                        module.path, lib.trim_start_matches(':')),
-                    Some(parent) => out.unavailable.push(format!("lib{lib}.a (for -l{parent} of {})", module.so_name)),
+                    None => bail!(
+                        "{}: linked with -l{lib}, but no static archive lib{}.a exists on the search path (install the package that ships it, or rebuild the module without it)",
+                        module.path,
+                        lib.trim_start_matches(':')
+                    ),
+                    Some(parent) => out
+                        .unavailable
+                        .push(format!("lib{lib}.a (for -l{parent} of {})", module.so_name)),
                 }
                 continue;
             };
-            out.libs.push(SystemLib { name: lib.clone(), soname: libs::soname_for(&lib, &module.lib_dirs), archive });
-            pending.extend(libs::static_dependencies(&lib, &module.lib_dirs).into_iter().map(|dep| (dep, Some(lib.clone()))));
+            out.libs.push(SystemLib {
+                name: lib.clone(),
+                soname: libs::soname_for(&lib, &module.lib_dirs),
+                archive,
+            });
+            pending.extend(
+                libs::static_dependencies(&lib, &module.lib_dirs)
+                    .into_iter()
+                    .map(|dep| (dep, Some(lib.clone()))),
+            );
         }
         for shared in &module.shared_inputs {
             let archive = libs::static_archive_for_shared(shared).with_context(|| {
-                format!("{}: linked with {shared}, for which no static archive exists", module.path)
+                format!(
+                    "{}: linked with {shared}, for which no static archive exists",
+                    module.path
+                )
             })?;
-            let soname = crate::fsutil::map(Path::new(shared)).ok().and_then(|b| elf::shared_object_interface(&b).ok()).and_then(|i| i.soname);
-            out.libs.push(SystemLib { name: shared.clone(), archive, soname });
+            let soname = crate::fsutil::map(Path::new(shared))
+                .ok()
+                .and_then(|b| elf::shared_object_interface(&b).ok())
+                .and_then(|i| i.soname);
+            out.libs.push(SystemLib {
+                name: shared.clone(),
+                archive,
+                soname,
+            });
         }
     }
     out.unavailable.sort();
@@ -365,7 +503,12 @@ fn resolve_system_libs(modules: &[Module]) -> Result<SystemLibs> {
 fn main_aliases(system_libs: &[SystemLib], main_inputs: &[String]) -> Vec<String> {
     let mut aliases: Vec<String> = libs::GLIBC_SONAMES.iter().map(|s| s.to_string()).collect();
     aliases.extend(system_libs.iter().filter_map(|l| l.soname.clone()));
-    aliases.extend(main_inputs.iter().filter_map(|i| i.strip_prefix("-l")).filter_map(|l| libs::soname_for(l, &[])));
+    aliases.extend(
+        main_inputs
+            .iter()
+            .filter_map(|i| i.strip_prefix("-l"))
+            .filter_map(|l| libs::soname_for(l, &[])),
+    );
     aliases.sort();
     aliases.dedup();
     aliases
@@ -375,11 +518,30 @@ fn main_aliases(system_libs: &[SystemLib], main_inputs: &[String]) -> Vec<String
 /// their modules), the runtime's internals, and what the linker and crt files define.
 fn excluded_from_main_table(name: &str) -> bool {
     const LINKER_DEFINED: &[&str] = &[
-        "_start", "_init", "_fini", "__bss_start", "_edata", "_end", "__ehdr_start", "__dso_handle",
-        "_IO_stdin_used", "__data_start", "data_start", "__TMC_END__", "_DYNAMIC", "_GLOBAL_OFFSET_TABLE_",
+        "_start",
+        "_init",
+        "_fini",
+        "__bss_start",
+        "_edata",
+        "_end",
+        "__ehdr_start",
+        "__dso_handle",
+        "_IO_stdin_used",
+        "__data_start",
+        "data_start",
+        "__TMC_END__",
+        "_DYNAMIC",
+        "_GLOBAL_OFFSET_TABLE_",
     ];
-    const LINKER_PREFIXES: &[&str] =
-        &["__init_array", "__fini_array", "__preinit_array", "__rela_iplt", "__start_", "__stop_", "dlstatic_register"];
+    const LINKER_PREFIXES: &[&str] = &[
+        "__init_array",
+        "__fini_array",
+        "__preinit_array",
+        "__rela_iplt",
+        "__start_",
+        "__stop_",
+        "dlstatic_register",
+    ];
     LINKER_DEFINED.contains(&name)
         || LINKER_PREFIXES.iter().any(|p| name.starts_with(p))
         || is_renamed_module_symbol(name)
@@ -389,19 +551,39 @@ fn excluded_from_main_table(name: &str) -> bool {
 fn is_renamed_module_symbol(name: &str) -> bool {
     name.strip_suffix("_km")
         .and_then(|rest| rest.len().checked_sub(33).map(|at| &rest[at..]))
-        .is_some_and(|tail| tail.starts_with('_') && tail[1..].bytes().all(|b| b.is_ascii_hexdigit()))
+        .is_some_and(|tail| {
+            tail.starts_with('_') && tail[1..].bytes().all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 fn main_program_table(executable: &[u8], aliases: Vec<String>, output: &Path) -> Result<Table> {
     let mut symbols: Vec<TableSymbol> = elf::executable_globals(executable)?
         .into_iter()
         .filter(|(name, kind, _)| *kind != SymbolKind::Other && !excluded_from_main_table(name))
-        .map(|(name, kind, size)| TableSymbol { target: name.clone(), name, tls: kind == SymbolKind::Tls, size, exported: true })
+        .map(|(name, kind, size)| TableSymbol {
+            target: name.clone(),
+            name,
+            tls: kind == SymbolKind::Tls,
+            size,
+            exported: true,
+        })
         .collect();
     symbols.sort_by(|a, b| a.name.cmp(&b.name));
     symbols.dedup_by(|a, b| a.name == b.name);
-    let so_name = output.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    Ok(Table { so_name, path: String::new(), soname: None, id: String::new(), is_main: true, symbols, aliases })
+    let so_name = output
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    Ok(Table {
+        so_name,
+        path: String::new(),
+        soname: None,
+        id: String::new(),
+        is_main: true,
+        symbols,
+        aliases,
+    })
 }
 
 #[cfg(test)]
@@ -410,7 +592,9 @@ mod tests {
 
     #[test]
     fn renamed_module_symbols_are_recognised() {
-        assert!(is_renamed_module_symbol("helper_0123456789abcdef0123456789abcdef_km"));
+        assert!(is_renamed_module_symbol(
+            "helper_0123456789abcdef0123456789abcdef_km"
+        ));
         assert!(!is_renamed_module_symbol("helper_km"));
         assert!(!is_renamed_module_symbol("_km"));
         assert!(excluded_from_main_table("__init_array_start"));

@@ -21,7 +21,10 @@ const ST_NAME_OFFSET: usize = 0;
 
 /// Rename every non-local symbol (defined or undefined) whose name is a key of `renames`.
 /// Returns the rewritten object and how many symbol entries changed.
-pub fn rename_symbols(mut bytes: Vec<u8>, renames: &HashMap<String, String>) -> Result<(Vec<u8>, usize)> {
+pub fn rename_symbols(
+    mut bytes: Vec<u8>,
+    renames: &HashMap<String, String>,
+) -> Result<(Vec<u8>, usize)> {
     let Some(edit) = plan_rename(&bytes, renames)? else {
         return Ok((bytes, 0));
     };
@@ -51,7 +54,9 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
     if header.e_type(endian) != elf::ET_REL {
         bail!("not a relocatable object");
     }
-    let sections = header.sections(endian, bytes).map_err(|e| anyhow!("malformed sections: {e}"))?;
+    let sections = header
+        .sections(endian, bytes)
+        .map_err(|e| anyhow!("malformed sections: {e}"))?;
     let symbols = sections
         .symbols(endian, bytes, elf::SHT_SYMTAB)
         .map_err(|e| anyhow!("malformed symbol table: {e}"))?;
@@ -64,7 +69,10 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
         .sh_offset(endian) as usize;
     let strtab_index = symbols.string_section();
     let strtab = sections.section(strtab_index).map_err(|e| anyhow!("{e}"))?;
-    let (old_offset, old_size) = (strtab.sh_offset(endian) as usize, strtab.sh_size(endian) as usize);
+    let (old_offset, old_size) = (
+        strtab.sh_offset(endian) as usize,
+        strtab.sh_size(endian) as usize,
+    );
     let old_strings = bytes
         .get(old_offset..old_offset + old_size)
         .ok_or_else(|| anyhow!("string table lies outside the file"))?;
@@ -78,7 +86,9 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
         if index.0 == 0 || sym.is_local() {
             continue;
         }
-        let name = symbols.symbol_name(endian, sym).map_err(|e| anyhow!("malformed symbol name: {e}"))?;
+        let name = symbols
+            .symbol_name(endian, sym)
+            .map_err(|e| anyhow!("malformed symbol name: {e}"))?;
         let Some(new_name) = std::str::from_utf8(name).ok().and_then(|n| renames.get(n)) else {
             continue;
         };
@@ -88,18 +98,29 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
             new_strings.push(0);
             at
         });
-        patches.push((symtab_offset + index.0 * SYM64_SIZE + ST_NAME_OFFSET, offset));
+        patches.push((
+            symtab_offset + index.0 * SYM64_SIZE + ST_NAME_OFFSET,
+            offset,
+        ));
     }
     if patches.is_empty() {
         return Ok(None);
     }
-    let strtab_header = header.e_shoff(endian) as usize + strtab_index.0 * header.e_shentsize(endian) as usize;
-    Ok(Some(RenameEdit { strings: new_strings, patches, strtab_header }))
+    let strtab_header =
+        header.e_shoff(endian) as usize + strtab_index.0 * header.e_shentsize(endian) as usize;
+    Ok(Some(RenameEdit {
+        strings: new_strings,
+        patches,
+        strtab_header,
+    }))
 }
 
 /// The `<base>.km.symmap` text: `old new` per line, sorted (objcopy --redefine-syms format).
 pub fn symmap_text(renames: &HashMap<String, String>) -> String {
-    let mut lines: Vec<_> = renames.iter().map(|(old, new)| format!("{old} {new}\n")).collect();
+    let mut lines: Vec<_> = renames
+        .iter()
+        .map(|(old, new)| format!("{old} {new}\n"))
+        .collect();
     lines.sort();
     lines.concat()
 }

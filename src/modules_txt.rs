@@ -22,7 +22,16 @@ pub struct Requirement {
 }
 
 /// pip options that may stand on a line of their own in a requirements file.
-const PIP_OPTIONS: &[&str] = &["--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--pre", "--no-index", "--trusted-host"];
+const PIP_OPTIONS: &[&str] = &[
+    "--index-url",
+    "-i",
+    "--extra-index-url",
+    "--find-links",
+    "-f",
+    "--pre",
+    "--no-index",
+    "--trusted-host",
+];
 
 pub fn parse_file(path: &Path) -> Result<Vec<Requirement>> {
     let mut out = Vec::new();
@@ -31,9 +40,13 @@ pub fn parse_file(path: &Path) -> Result<Vec<Requirement>> {
 }
 
 fn parse_into(path: &Path, out: &mut Vec<Requirement>, depth: usize) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read modules file", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read modules file", path.display()))?;
     // absolute, so local paths still name the same tree when pip runs in another directory
-    let base = std::path::absolute(path)?.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = std::path::absolute(path)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let base = base.as_path();
     for (index, raw) in text.lines().enumerate() {
         let origin = format!("{}:{}", path.display(), index + 1);
@@ -41,16 +54,24 @@ fn parse_into(path: &Path, out: &mut Vec<Requirement>, depth: usize) -> Result<(
         if line.is_empty() {
             continue;
         }
-        if let Some(included) = line.strip_prefix("-r ").or_else(|| line.strip_prefix("--requirement ")) {
+        if let Some(included) = line
+            .strip_prefix("-r ")
+            .or_else(|| line.strip_prefix("--requirement "))
+        {
             if depth > 16 {
                 bail!("{origin}: -r nests too deep (a file including itself?)");
             }
             let included: PathBuf = base.join(included.trim());
-            parse_into(&included, out, depth + 1).with_context(|| format!("{origin}: in -r {}", included.display()))?;
+            parse_into(&included, out, depth + 1)
+                .with_context(|| format!("{origin}: in -r {}", included.display()))?;
             continue;
         }
-        let requirement = parse_line(line, base).map_err(|why| anyhow::anyhow!("{origin}: {why}: `{line}`"))?;
-        out.push(Requirement { origin, ..requirement });
+        let requirement =
+            parse_line(line, base).map_err(|why| anyhow::anyhow!("{origin}: {why}: `{line}`"))?;
+        out.push(Requirement {
+            origin,
+            ..requirement
+        });
     }
     Ok(())
 }
@@ -68,24 +89,42 @@ fn strip_comment(line: &str) -> &str {
 }
 
 fn parse_line(line: &str, base: &Path) -> Result<Requirement, String> {
-    let requirement = |pip: String| Ok(Requirement { pip, build_deps: Vec::new(), origin: String::new() });
+    let requirement = |pip: String| {
+        Ok(Requirement {
+            pip,
+            build_deps: Vec::new(),
+            origin: String::new(),
+        })
+    };
     if line.starts_with('-') {
         let option = line.split([' ', '=']).next().unwrap_or("");
         if PIP_OPTIONS.contains(&option) {
             return requirement(line.to_string());
         }
-        if let Some(editable) = line.strip_prefix("-e ").or_else(|| line.strip_prefix("--editable ")) {
+        if let Some(editable) = line
+            .strip_prefix("-e ")
+            .or_else(|| line.strip_prefix("--editable "))
+        {
             // an editable install of a checkout: built like any other source
             return requirement(editable.trim().to_string());
         }
         return Err("unknown option (only -r, -e and pip's index options may appear)".into());
     }
-    if line.starts_with("git+") || line.starts_with("hg+") || line.starts_with("https://") || line.starts_with("http://") || line.starts_with("file:") {
+    if line.starts_with("git+")
+        || line.starts_with("hg+")
+        || line.starts_with("https://")
+        || line.starts_with("http://")
+        || line.starts_with("file:")
+    {
         return requirement(line.to_string());
     }
     if line.starts_with('.') || line.starts_with('/') {
         let path = base.join(line);
-        return if path.exists() { requirement(path.to_string_lossy().into_owned()) } else { Err("local path does not exist".into()) };
+        return if path.exists() {
+            requirement(path.to_string_lossy().into_owned())
+        } else {
+            Err("local path does not exist".into())
+        };
     }
     let pep508 = Regex::new(
         r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._, -]*\])?\s*(((===|==|>=|<=|~=|!=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*,?\s*)*|@\s*\S+)\s*(;.*)?$",
@@ -106,7 +145,10 @@ fn parse_kontain(line: &str) -> Result<Requirement, String> {
             if !rest[close + 1..].trim().is_empty() {
                 return Err("text after \"build deps\"".into());
             }
-            (&line[..open], rest[..close].split_whitespace().map(String::from).collect())
+            (
+                &line[..open],
+                rest[..close].split_whitespace().map(String::from).collect(),
+            )
         }
         None => (line, Vec::new()),
     };
@@ -114,11 +156,22 @@ fn parse_kontain(line: &str) -> Result<Requirement, String> {
     let name = Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]*$").unwrap();
     let version = Regex::new(r"^[0-9][A-Za-z0-9.!+_-]*$").unwrap();
     match words.as_slice() {
-        [n, v] if name.is_match(n) && version.is_match(v) => Ok(Requirement { pip: format!("{n}=={v}"), build_deps, origin: String::new() }),
+        [n, v] if name.is_match(n) && version.is_match(v) => Ok(Requirement {
+            pip: format!("{n}=={v}"),
+            build_deps,
+            origin: String::new(),
+        }),
         [n, v, url] if name.is_match(n) && version.is_match(v) && url.contains("://") => {
-            Ok(Requirement { pip: format!("{n} @ {url}"), build_deps, origin: String::new() })
+            Ok(Requirement {
+                pip: format!("{n} @ {url}"),
+                build_deps,
+                origin: String::new(),
+            })
         }
-        _ => Err("neither a pip requirement nor `<name> <version> [<source-url>] [\"<build deps>\"]`".into()),
+        _ => Err(
+            "neither a pip requirement nor `<name> <version> [<source-url>] [\"<build deps>\"]`"
+                .into(),
+        ),
     }
 }
 
@@ -139,11 +192,18 @@ mod tests {
         let got = pips("# comment\nsimplejson==3.19.3  # pinned\nrequests[socks]>=2.0,<3\n\n-r other.txt\n\
                         markupsafe @ https://example.org/m.tar.gz\ngit+https://github.com/x/y.git#egg=y\n\
                         --index-url https://pypi.org/simple\nzope.interface==6.0 ; python_version >= \"3.8\"\n").unwrap();
-        assert_eq!(got, [
-            "simplejson==3.19.3", "requests[socks]>=2.0,<3", "idna==3.7", "markupsafe @ https://example.org/m.tar.gz",
-            "git+https://github.com/x/y.git#egg=y", "--index-url https://pypi.org/simple",
-            "zope.interface==6.0 ; python_version >= \"3.8\"",
-        ]);
+        assert_eq!(
+            got,
+            [
+                "simplejson==3.19.3",
+                "requests[socks]>=2.0,<3",
+                "idna==3.7",
+                "markupsafe @ https://example.org/m.tar.gz",
+                "git+https://github.com/x/y.git#egg=y",
+                "--index-url https://pypi.org/simple",
+                "zope.interface==6.0 ; python_version >= \"3.8\"",
+            ]
+        );
     }
 
     #[test]
@@ -182,7 +242,10 @@ mod tests {
     fn unknown_syntax_names_file_and_line() {
         let err = pips("simplejson==3.19.3\nthis is not valid\n").unwrap_err();
         let text = format!("{err:#}");
-        assert!(text.contains("modules.txt:2") && text.contains("this is not valid"), "{text}");
+        assert!(
+            text.contains("modules.txt:2") && text.contains("this is not valid"),
+            "{text}"
+        );
         let err = pips("--frobnicate\n").unwrap_err();
         assert!(format!("{err:#}").contains("modules.txt:1: unknown option"));
         let err = pips("-r missing.txt\n").unwrap_err();

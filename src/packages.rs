@@ -96,12 +96,22 @@ pub struct PackageSet {
 
 pub fn plan(modules: &Path) -> Result<PackageSet> {
     let requirements = modules_txt::parse_file(modules)?;
-    let requirements_text: String = requirements.iter().map(|r| format!("{}\n", r.pip)).collect();
-    let build_deps: Vec<String> = requirements.iter().flat_map(|r| r.build_deps.iter().cloned()).collect();
+    let requirements_text: String = requirements
+        .iter()
+        .map(|r| format!("{}\n", r.pip))
+        .collect();
+    let build_deps: Vec<String> = requirements
+        .iter()
+        .flat_map(|r| r.build_deps.iter().cloned())
+        .collect();
     let mut key_text = format!("{requirements_text}\0{}", build_deps.join(" "));
     // a local tree or archive is named by a path that stays the same when its files change
     let mut local_trees = HashMap::new();
-    for local in requirements.iter().map(|r| Path::new(&r.pip)).filter(|p| p.is_absolute() && p.exists()) {
+    for local in requirements
+        .iter()
+        .map(|r| Path::new(&r.pip))
+        .filter(|p| p.is_absolute() && p.exists())
+    {
         let digest = content_digest(local)?;
         key_text.push_str(&digest);
         if local.is_dir() {
@@ -109,19 +119,35 @@ pub fn plan(modules: &Path) -> Result<PackageSet> {
         }
     }
     let key = format!("{:x}", md5::compute(key_text));
-    Ok(PackageSet { requirements, build_deps, local_trees, key })
+    Ok(PackageSet {
+        requirements,
+        build_deps,
+        local_trees,
+        key,
+    })
 }
 
 /// Bumped when a cached package build changes layout or meaning.
 const PACKAGE_CACHE_FORMAT: u32 = 1;
 
 pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<InstalledPackages> {
-    let PackageSet { requirements, build_deps, local_trees, .. } = set;
+    let PackageSet {
+        requirements,
+        build_deps,
+        local_trees,
+        ..
+    } = set;
     let dir = km.join("packages");
-    let key = format!("{:x}", md5::compute(format!("{}\0{}", set.key, python.tree.display())));
+    let key = format!(
+        "{:x}",
+        md5::compute(format!("{}\0{}", set.key, python.tree.display()))
+    );
     let state = dir.join("packages.json");
     if std::fs::read_to_string(dir.join("key")).ok().as_deref() == Some(key.as_str()) {
-        if let Some(mut cached) = std::fs::read(&state).ok().and_then(|b| serde_json::from_slice::<InstalledPackages>(&b).ok()) {
+        if let Some(mut cached) = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<InstalledPackages>(&b).ok())
+        {
             // the package cache may have been cleared since
             if cached.dbs.iter().all(|db| db.is_dir()) {
                 cached.reused = true;
@@ -130,7 +156,8 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<Ins
         }
     }
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("{}: cannot clear", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("{}: cannot clear", dir.display()))?;
     }
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -142,7 +169,10 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<Ins
         let line = match local_trees.get(&requirement.pip) {
             Some(digest) => {
                 let tree = Path::new(&requirement.pip);
-                let copy = dir.join("src").join(format!("{n}-{}", tree.file_name().unwrap_or_default().to_string_lossy()));
+                let copy = dir.join("src").join(format!(
+                    "{n}-{}",
+                    tree.file_name().unwrap_or_default().to_string_lossy()
+                ));
                 fsutil::copy_tree(tree, &copy, Path::new(""), &|_| false)?;
                 // canonical: pip reports the path normalized its own way
                 tree_digests.insert(copy.canonicalize()?, digest.clone());
@@ -155,8 +185,12 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<Ins
     std::fs::write(dir.join("requirements.txt"), requirements_text)?;
 
     let venv = dir.join("venv");
-    let dynamic = python.installed.join("bin").join(format!("python{}", python.version));
-    Step::new("create the build venv", &logs.join("venv.log")).run(&command(&dynamic, &["-m", "venv", &text(&venv)]), &dir)?;
+    let dynamic = python
+        .installed
+        .join("bin")
+        .join(format!("python{}", python.version));
+    Step::new("create the build venv", &logs.join("venv.log"))
+        .run(&command(&dynamic, &["-m", "venv", &text(&venv)]), &dir)?;
     let pip = venv.join("bin/pip");
     if !build_deps.is_empty() {
         let mut cmd = command(&pip, &["install"]);
@@ -164,11 +198,32 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<Ins
         Step::new("install Kontain build deps", &logs.join("build-deps.log")).run(&cmd, &dir)?;
     }
     let report_path = dir.join("report.json");
-    let resolve = command(&pip, &["install", "--dry-run", "--ignore-installed", "--report", &text(&report_path), "-r", "requirements.txt"]);
+    let resolve = command(
+        &pip,
+        &[
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            &text(&report_path),
+            "-r",
+            "requirements.txt",
+        ],
+    );
     Step::new("resolve packages with pip", &logs.join("resolve.log")).run(&resolve, &dir)?;
-    let report: Report = serde_json::from_slice(&std::fs::read(&report_path)?).with_context(|| format!("{}: unreadable pip report", report_path.display()))?;
+    let report: Report = serde_json::from_slice(&std::fs::read(&report_path)?)
+        .with_context(|| format!("{}: unreadable pip report", report_path.display()))?;
 
-    let index_options: Vec<String> = requirements.iter().filter(|r| r.pip.starts_with('-')).flat_map(|r| r.pip.split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
+    let index_options: Vec<String> = requirements
+        .iter()
+        .filter(|r| r.pip.starts_with('-'))
+        .flat_map(|r| {
+            r.pip
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let builder = Builder {
         pip,
         venv_python: venv.join("bin/python"),
@@ -190,7 +245,12 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<Ins
         dbs.push(built.join("db"));
         packages.push(package);
     }
-    let installed = InstalledPackages { site, dbs, packages, reused: false };
+    let installed = InstalledPackages {
+        site,
+        dbs,
+        packages,
+        reused: false,
+    };
     std::fs::write(&state, serde_json::to_vec_pretty(&installed)?)?;
     std::fs::write(dir.join("key"), &key)?;
     Ok(installed)
@@ -219,21 +279,44 @@ impl Builder {
     fn build(&self, item: &ReportItem, log: &Path) -> Result<(Package, PathBuf)> {
         let ReportMetadata { name, version } = &item.metadata;
         let url = &item.download_info.url;
-        let local = url.strip_prefix("file://").map(Path::new).filter(|p| p.is_dir());
+        let local = url
+            .strip_prefix("file://")
+            .map(Path::new)
+            .filter(|p| p.is_dir());
         let key = self.cache_key(name, version, url, local, item.is_direct)?;
         let cached = key.as_ref().map(|key| self.cache.join(key));
         if let Some(cached) = cached.as_ref().filter(|c| c.join("package.json").is_file()) {
-            let package: Package = serde_json::from_slice(&std::fs::read(cached.join("package.json"))?)
-                .with_context(|| format!("{}: corrupt package cache entry", cached.display()))?;
-            std::fs::copy(cached.join("build.log"), log).with_context(|| format!("{}: cannot copy the build log", cached.display()))?;
-            eprintln!("dlstatic: build {name} {version} ({}): reused from {}", package.backend, cached.display());
-            return Ok((Package { log: log.to_path_buf(), ..package }, cached.clone()));
+            let package: Package = serde_json::from_slice(&std::fs::read(
+                cached.join("package.json"),
+            )?)
+            .with_context(|| format!("{}: corrupt package cache entry", cached.display()))?;
+            std::fs::copy(cached.join("build.log"), log)
+                .with_context(|| format!("{}: cannot copy the build log", cached.display()))?;
+            eprintln!(
+                "dlstatic: build {name} {version} ({}): reused from {}",
+                package.backend,
+                cached.display()
+            );
+            return Ok((
+                Package {
+                    log: log.to_path_buf(),
+                    ..package
+                },
+                cached.clone(),
+            ));
         }
 
         // built in a staging directory beside its final place, which it replaces whole
-        let parent = if cached.is_some() { self.cache.clone() } else { self.dir.join("builds") };
-        std::fs::create_dir_all(&parent).with_context(|| format!("{}: cannot create", parent.display()))?;
-        let staging = tempfile::Builder::new().prefix(".building-").tempdir_in(&parent)?;
+        let parent = if cached.is_some() {
+            self.cache.clone()
+        } else {
+            self.dir.join("builds")
+        };
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("{}: cannot create", parent.display()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".building-")
+            .tempdir_in(&parent)?;
         let (site, db) = (staging.path().join("site"), staging.path().join("db"));
         let pure_wheel = url.ends_with("-none-any.whl");
         let spec = match local {
@@ -243,12 +326,25 @@ impl Builder {
         };
         let backend = match local {
             _ if pure_wheel => "wheel".to_string(),
-            Some(tree) => declared_backend(&std::fs::read_to_string(tree.join("pyproject.toml")).unwrap_or_default()),
+            Some(tree) => declared_backend(
+                &std::fs::read_to_string(tree.join("pyproject.toml")).unwrap_or_default(),
+            ),
             None => sdist_backend(&self.venv_python, name, version),
         };
         let mut cmd = command(&self.exe, &["capture", "--db", &text(&db), "--"]);
         // no wheel cache: a cached wheel would install a .so that no capture saw being linked
-        cmd.extend(command(&self.pip, &["install", "--use-pep517", "--no-cache-dir", "--no-deps", "--ignore-installed", "--target", &text(&site)]));
+        cmd.extend(command(
+            &self.pip,
+            &[
+                "install",
+                "--use-pep517",
+                "--no-cache-dir",
+                "--no-deps",
+                "--ignore-installed",
+                "--target",
+                &text(&site),
+            ],
+        ));
         if !pure_wheel {
             cmd.extend(["--no-binary".into(), name.clone()]);
         }
@@ -256,14 +352,24 @@ impl Builder {
         cmd.push(spec);
         Step::new(&format!("build {name} {version} ({backend})"), log)
             .run(&cmd, &self.dir)
-            .with_context(|| format!("package {name} {version} (backend {backend}) failed to build"))?;
+            .with_context(|| {
+                format!("package {name} {version} (backend {backend}) failed to build")
+            })?;
         // console scripts point at the build venv; the payload has no use for them
         let _ = std::fs::remove_dir_all(site.join("bin"));
         CaptureDb::open(&db)?; // a pure package links nothing, but has its (empty) db
         std::fs::copy(log, staging.path().join("build.log"))?;
-        let package = Package { name: name.clone(), version: version.clone(), backend, log: log.to_path_buf() };
+        let package = Package {
+            name: name.clone(),
+            version: version.clone(),
+            backend,
+            log: log.to_path_buf(),
+        };
         // written last: its presence marks the entry complete
-        std::fs::write(staging.path().join("package.json"), serde_json::to_vec_pretty(&package)?)?;
+        std::fs::write(
+            staging.path().join("package.json"),
+            serde_json::to_vec_pretty(&package)?,
+        )?;
 
         let place = cached.unwrap_or_else(|| self.dir.join("builds").join(name));
         let staged = staging.keep();
@@ -271,7 +377,12 @@ impl Builder {
             // another build put the same package in the cache meanwhile: use that one
             let _ = std::fs::remove_dir_all(&staged);
             if !place.join("package.json").is_file() {
-                return Err(error).with_context(|| format!("{}: cannot move the package build into place", place.display()));
+                return Err(error).with_context(|| {
+                    format!(
+                        "{}: cannot move the package build into place",
+                        place.display()
+                    )
+                });
             }
         }
         Ok((package, place))
@@ -279,9 +390,20 @@ impl Builder {
 
     /// What identifies a package build; None for a remote URL, whose content the URL
     /// does not pin.
-    fn cache_key(&self, name: &str, version: &str, url: &str, local: Option<&Path>, is_direct: bool) -> Result<Option<String>> {
+    fn cache_key(
+        &self,
+        name: &str,
+        version: &str,
+        url: &str,
+        local: Option<&Path>,
+        is_direct: bool,
+    ) -> Result<Option<String>> {
         let source = match local {
-            Some(tree) => match tree.canonicalize().ok().and_then(|tree| self.tree_digests.get(&tree)) {
+            Some(tree) => match tree
+                .canonicalize()
+                .ok()
+                .and_then(|tree| self.tree_digests.get(&tree))
+            {
                 Some(digest) => digest.clone(),
                 None => content_digest(tree)?,
             },
@@ -295,13 +417,18 @@ impl Builder {
             self.build_deps.join(" "),
             self.python_tree.display()
         );
-        Ok(Some(format!("{name}-{version}-{:x}", md5::compute(key_text))))
+        Ok(Some(format!(
+            "{name}-{version}-{:x}",
+            md5::compute(key_text)
+        )))
     }
 }
 
 /// A command line from a program path and arguments.
 fn command(program: &Path, arguments: &[&str]) -> Vec<String> {
-    std::iter::once(text(program)).chain(arguments.iter().map(|a| a.to_string())).collect()
+    std::iter::once(text(program))
+        .chain(arguments.iter().map(|a| a.to_string()))
+        .collect()
 }
 
 fn text(path: &Path) -> String {
@@ -323,21 +450,28 @@ fn sdist_backend(venv_python: &Path, name: &str, version: &str) -> String {
 /// `build-system.build-backend` of a pyproject.toml; setuptools' legacy path without one.
 fn declared_backend(pyproject: &str) -> String {
     let backend = regex::Regex::new(r#"build-backend\s*=\s*["']([^"']+)["']"#).unwrap();
-    backend.captures(pyproject).map_or("setuptools (legacy)".to_string(), |c| c[1].to_string())
+    backend
+        .captures(pyproject)
+        .map_or("setuptools (legacy)".to_string(), |c| c[1].to_string())
 }
 
 /// md5 over the relative paths and contents of every file under `path` (or of the file).
 fn content_digest(path: &Path) -> Result<String> {
     fn feed(context: &mut md5::Context, path: &Path, rel: &Path) -> Result<()> {
         if path.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(path).with_context(|| format!("{}: cannot read", path.display()))?.flatten().collect();
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?
+                .flatten()
+                .collect();
             entries.sort_by_key(|e| e.file_name());
             for entry in entries {
                 feed(context, &entry.path(), &rel.join(entry.file_name()))?;
             }
         } else {
             context.consume(rel.as_os_str().as_encoded_bytes());
-            context.consume(std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?);
+            context.consume(
+                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?,
+            );
         }
         Ok(())
     }

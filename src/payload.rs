@@ -24,10 +24,19 @@ const OPTIONAL_STDLIB: &[&str] = &["test", "idlelib", "tkinter", "turtledemo", "
 /// nsswitch.conf names only what static glibc has built in: with `systemd` listed it
 /// would try to dlopen libnss_systemd.so.
 const ETC_FILES: &[(&str, &str)] = &[
-    ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
-    ("passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+    (
+        "hosts",
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    ),
+    (
+        "passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    ),
     ("group", "root:x:0:\nnogroup:x:65534:\n"),
-    ("nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"),
+    (
+        "nsswitch.conf",
+        "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n",
+    ),
 ];
 
 /// Appended to ctypes/util.py: find_library asks the interpreter's own loader first,
@@ -99,23 +108,47 @@ pub fn assemble(
     modules: &[Module],
     options: &PayloadOptions,
 ) -> Result<Manifest> {
-    let dynamic_python = installed.join("bin").join(format!("python{version}")).to_string_lossy().into_owned();
+    let dynamic_python = installed
+        .join("bin")
+        .join(format!("python{version}"))
+        .to_string_lossy()
+        .into_owned();
     let python = format!("python{version}");
     for link in ["python3", "python"] {
-        std::os::unix::fs::symlink(&python, root.join("bin").join(link))
-            .with_context(|| format!("{}: cannot create symlink", root.join("bin").join(link).display()))?;
+        std::os::unix::fs::symlink(&python, root.join("bin").join(link)).with_context(|| {
+            format!(
+                "{}: cannot create symlink",
+                root.join("bin").join(link).display()
+            )
+        })?;
     }
     let stdlib_from = installed.join("lib").join(&python);
     let stdlib_to = root.join("lib").join(&python);
     let skip_top = |rel: &Path| {
-        let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
-        first.starts_with("config-") || (!options.full_stdlib && OPTIONAL_STDLIB.contains(&first.as_str())) || first == "lib-dynload"
+        let first = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        first.starts_with("config-")
+            || (!options.full_stdlib && OPTIONAL_STDLIB.contains(&first.as_str()))
+            || first == "lib-dynload"
     };
     fsutil::copy_tree(&stdlib_from, &stdlib_to, Path::new(""), &skip_top)?;
 
     let by_id: HashMap<&str, &Module> = modules.iter().map(|m| (m.md5.as_str(), m)).collect();
-    let mut manifest = Manifest { python: format!("/bin/{python}"), dynamic_python, modules: Vec::new(), skipped: Vec::new(), smoke_tests: Default::default() };
-    let mut place = Placer { by_id, keep_so: options.keep_so, manifest: &mut manifest };
+    let mut manifest = Manifest {
+        python: format!("/bin/{python}"),
+        dynamic_python,
+        modules: Vec::new(),
+        skipped: Vec::new(),
+        smoke_tests: Default::default(),
+    };
+    let mut place = Placer {
+        by_id,
+        keep_so: options.keep_so,
+        manifest: &mut manifest,
+    };
 
     let dynload_from = stdlib_from.join("lib-dynload");
     let dynload_to = stdlib_to.join("lib-dynload");
@@ -124,7 +157,14 @@ pub fn assemble(
         let file_name = so.file_name().unwrap().to_string_lossy().into_owned();
         let name = file_name.split('.').next().unwrap_or_default().to_string();
         let stub = format!("/lib/{python}/lib-dynload/{file_name}");
-        if !place.module(&so, &dynload_to.join(&file_name), name, stub, "stdlib", None)? {
+        if !place.module(
+            &so,
+            &dynload_to.join(&file_name),
+            name,
+            stub,
+            "stdlib",
+            None,
+        )? {
             place.manifest.skipped.push(file_name);
         }
     }
@@ -132,24 +172,40 @@ pub fn assemble(
     if let Some((site, ids)) = site {
         // everything but the extension modules as it is; those become stubs
         let site_to = stdlib_to.join("site-packages");
-        fsutil::copy_tree(site, &site_to, Path::new(""), &|rel| rel.extension().is_some_and(|e| e == "so"))?;
+        fsutil::copy_tree(site, &site_to, Path::new(""), &|rel| {
+            rel.extension().is_some_and(|e| e == "so")
+        })?;
         let owners = distribution_owners(site)?;
         for so in extension_files(site)? {
             let rel = so.strip_prefix(site).unwrap();
             let rel_text = rel.to_string_lossy().into_owned();
-            let mut parts: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+            let mut parts: Vec<String> = rel
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect();
             let file = parts.pop().unwrap_or_default();
             parts.push(file.split('.').next().unwrap_or_default().to_string());
             let owner = owners.get(&rel_text).map_or("?", String::as_str);
             let stub = format!("/lib/{python}/site-packages/{rel_text}");
-            if !place.module(&so, &site_to.join(rel), parts.join("."), stub, owner, ids.get(&so).cloned())? {
-                anyhow::bail!("{}: installed by {owner}, but its module was not linked", so.display());
+            if !place.module(
+                &so,
+                &site_to.join(rel),
+                parts.join("."),
+                stub,
+                owner,
+                ids.get(&so).cloned(),
+            )? {
+                anyhow::bail!(
+                    "{}: installed by {owner}, but its module was not linked",
+                    so.display()
+                );
             }
         }
     }
 
     let util = stdlib_to.join("ctypes/util.py");
-    let mut text = std::fs::read_to_string(&util).with_context(|| format!("{}: cannot read", util.display()))?;
+    let mut text = std::fs::read_to_string(&util)
+        .with_context(|| format!("{}: cannot read", util.display()))?;
     text.push_str(CTYPES_FIND_LIBRARY);
     write_atomic(&util, text.as_bytes())?;
     recompile(&manifest.dynamic_python, &util)?;
@@ -174,7 +230,11 @@ fn recompile(dynamic_python: &str, source: &Path) -> Result<()> {
         .with_context(|| format!("{dynamic_python}: cannot run"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        anyhow::bail!("{}: cannot compile: {}", source.display(), stderr.lines().last().unwrap_or("no message"));
+        anyhow::bail!(
+            "{}: cannot compile: {}",
+            source.display(),
+            stderr.lines().last().unwrap_or("no message")
+        );
     }
     Ok(())
 }
@@ -191,7 +251,15 @@ impl Placer<'_> {
     /// `id`: the module id when known otherwise than by the file's md5. False when no
     /// linked module has this id. A file whose md5 is not its id (changed after the
     /// link) always becomes a stub: dlopen of the file itself could not find it.
-    fn module(&mut self, so: &Path, dest: &Path, name: String, stub: String, package: &str, id: Option<String>) -> Result<bool> {
+    fn module(
+        &mut self,
+        so: &Path,
+        dest: &Path,
+        name: String,
+        stub: String,
+        package: &str,
+        id: Option<String>,
+    ) -> Result<bool> {
         let bytes = std::fs::read(so).with_context(|| format!("{}: cannot read", so.display()))?;
         let md5 = format!("{:x}", md5::compute(&bytes));
         let id = id.unwrap_or_else(|| md5.clone());
@@ -200,7 +268,15 @@ impl Placer<'_> {
         };
         std::fs::create_dir_all(dest.parent().unwrap())?;
         let keep = self.keep_so && md5 == id;
-        write_atomic(dest, if keep { bytes } else { format!("{id}\n").into_bytes() }.as_slice())?;
+        write_atomic(
+            dest,
+            if keep {
+                bytes
+            } else {
+                format!("{id}\n").into_bytes()
+            }
+            .as_slice(),
+        )?;
         self.manifest.modules.push(ManifestModule {
             name,
             stub,
@@ -220,7 +296,10 @@ pub fn extension_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).with_context(|| format!("{}: cannot read", current.display()))?.flatten() {
+        for entry in std::fs::read_dir(&current)
+            .with_context(|| format!("{}: cannot read", current.display()))?
+            .flatten()
+        {
             let path = entry.path();
             if entry.file_type()?.is_dir() {
                 pending.push(path);
@@ -239,9 +318,17 @@ fn distribution_owners(site: &Path) -> Result<HashMap<String, String>> {
     let mut owners = HashMap::new();
     for entry in std::fs::read_dir(site)?.flatten() {
         let dir_name = entry.file_name().to_string_lossy().into_owned();
-        let Some(stem) = dir_name.strip_suffix(".dist-info") else { continue };
-        let distribution = stem.rsplit_once('-').map_or(stem, |(name, _)| name).to_string();
-        for line in std::fs::read_to_string(entry.path().join("RECORD")).unwrap_or_default().lines() {
+        let Some(stem) = dir_name.strip_suffix(".dist-info") else {
+            continue;
+        };
+        let distribution = stem
+            .rsplit_once('-')
+            .map_or(stem, |(name, _)| name)
+            .to_string();
+        for line in std::fs::read_to_string(entry.path().join("RECORD"))
+            .unwrap_or_default()
+            .lines()
+        {
             if let Some(path) = line.split(',').next() {
                 owners.insert(path.to_string(), distribution.clone());
             }

@@ -11,7 +11,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(&format!("{{spinner}} [{{elapsed}}] {{pos}}/{{len}} {what} {{wide_bar}}")) {
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{{spinner}} [{{elapsed}}] {{pos}}/{{len}} {what} {{wide_bar}}"
+    )) {
         bar.set_style(style);
     }
     bar
@@ -24,13 +26,17 @@ pub struct Step {
 
 impl Step {
     pub fn new(name: &str, log: &Path) -> Self {
-        Step { name: name.to_string(), log: log.to_path_buf() }
+        Step {
+            name: name.to_string(),
+            log: log.to_path_buf(),
+        }
     }
 
     /// Run `argv` in `cwd` with stdout and stderr to the log. A spinner shows on a
     /// terminal; otherwise one line when the step starts and one when it ends.
     pub fn run(&self, argv: &[String], cwd: &Path) -> Result<()> {
-        let log = std::fs::File::create(&self.log).with_context(|| format!("{}: cannot create log", self.log.display()))?;
+        let log = std::fs::File::create(&self.log)
+            .with_context(|| format!("{}: cannot create log", self.log.display()))?;
         let spinner = ProgressBar::new_spinner();
         spinner.set_draw_target(ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
@@ -53,7 +59,12 @@ impl Step {
         spinner.finish_and_clear();
         let status = status?;
         if !status.success() {
-            bail!("{} failed ({}); see {}", self.name, status, self.log.display());
+            bail!(
+                "{} failed ({}); see {}",
+                self.name,
+                status,
+                self.log.display()
+            );
         }
         eprintln!("dlstatic: {} done in {:.0?}", self.name, started.elapsed());
         Ok(())
@@ -69,7 +80,11 @@ pub struct Timings {
 
 impl Timings {
     pub fn new(enabled: bool) -> Self {
-        Timings { enabled, last: Instant::now(), stages: Vec::new() }
+        Timings {
+            enabled,
+            last: Instant::now(),
+            stages: Vec::new(),
+        }
     }
 
     pub fn lap(&mut self, stage: &str) {

@@ -19,10 +19,28 @@ use crate::toolchain::find_in_compiler_search_path;
 
 /// Names the static linker defines itself.
 const LINKER_DEFINED: &[&str] = &[
-    "_GLOBAL_OFFSET_TABLE_", "_DYNAMIC", "__dso_handle", "__ehdr_start", "__executable_start",
-    "_end", "end", "_edata", "edata", "_etext", "etext", "__bss_start", "__init_array_start",
-    "__init_array_end", "__fini_array_start", "__fini_array_end", "__preinit_array_start",
-    "__preinit_array_end", "__TMC_END__", "_IO_stdin_used", "__data_start", "data_start",
+    "_GLOBAL_OFFSET_TABLE_",
+    "_DYNAMIC",
+    "__dso_handle",
+    "__ehdr_start",
+    "__executable_start",
+    "_end",
+    "end",
+    "_edata",
+    "edata",
+    "_etext",
+    "etext",
+    "__bss_start",
+    "__init_array_start",
+    "__init_array_end",
+    "__fini_array_start",
+    "__fini_array_end",
+    "__preinit_array_start",
+    "__preinit_array_end",
+    "__TMC_END__",
+    "_IO_stdin_used",
+    "__data_start",
+    "data_start",
     // general-dynamic TLS calls (-fPIC code) that a static link relaxes to local-exec
     "__tls_get_addr",
 ];
@@ -37,18 +55,30 @@ impl ProgramSymbols {
     /// plus the system static archives the modules need; `cxx`: C++ runtime too.
     pub fn collect(main_inputs: &[String], system_archives: &[PathBuf], cxx: bool) -> Result<Self> {
         let mut names: HashSet<String> = LINKER_DEFINED.iter().map(|s| s.to_string()).collect();
-        let lib_dirs: Vec<String> = main_inputs.iter().filter_map(|a| a.strip_prefix("-L")).map(String::from).collect();
+        let lib_dirs: Vec<String> = main_inputs
+            .iter()
+            .filter_map(|a| a.strip_prefix("-L"))
+            .map(String::from)
+            .collect();
         let mut archives: Vec<PathBuf> = system_archives.to_vec();
         for input in main_inputs {
             if let Some(lib) = input.strip_prefix("-l") {
                 archives.extend(libs::static_archive_for(lib, &lib_dirs));
             } else if !input.starts_with('-') {
                 let path = Path::new(input);
-                let bytes = crate::fsutil::map(path).with_context(|| format!("{input}: cannot read main input"))?;
+                let bytes = crate::fsutil::map(path)
+                    .with_context(|| format!("{input}: cannot read main input"))?;
                 match elf::file_kind(&bytes) {
                     elf::FileKind::Relocatable => {
-                        let summary = elf::summarize_object(&bytes).with_context(|| input.clone())?;
-                        names.extend(summary.globals.into_iter().filter(|s| s.defined).map(|s| s.name));
+                        let summary =
+                            elf::summarize_object(&bytes).with_context(|| input.clone())?;
+                        names.extend(
+                            summary
+                                .globals
+                                .into_iter()
+                                .filter(|s| s.defined)
+                                .map(|s| s.name),
+                        );
                     }
                     _ => archives.push(path.to_path_buf()),
                 }
@@ -74,7 +104,10 @@ impl ProgramSymbols {
 /// `GROUP ( libm-2.36.a libmvec.a )`) is a linker script naming the real ones.
 fn add_archive_index(path: &Path, names: &mut HashSet<String>, depth: usize) -> Result<()> {
     let bytes = crate::fsutil::map(path)?;
-    if !matches!(elf::file_kind(&bytes), elf::FileKind::Archive | elf::FileKind::ThinArchive) {
+    if !matches!(
+        elf::file_kind(&bytes),
+        elf::FileKind::Archive | elf::FileKind::ThinArchive
+    ) {
         if depth > 2 {
             return Ok(());
         }
@@ -82,15 +115,23 @@ fn add_archive_index(path: &Path, names: &mut HashSet<String>, depth: usize) -> 
         let member = regex::Regex::new(r"[^\s()]+\.a\b").unwrap();
         for name in member.find_iter(&script) {
             let named = Path::new(name.as_str());
-            let resolved = if named.is_absolute() { named.to_path_buf() } else { path.with_file_name(named) };
+            let resolved = if named.is_absolute() {
+                named.to_path_buf()
+            } else {
+                path.with_file_name(named)
+            };
             if resolved.is_file() {
                 add_archive_index(&resolved, names, depth + 1)?;
             }
         }
         return Ok(());
     }
-    let archive = object::read::archive::ArchiveFile::parse(&*bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    if let Some(symbols) = archive.symbols().map_err(|e| anyhow!("{}: {e}", path.display()))? {
+    let archive = object::read::archive::ArchiveFile::parse(&*bytes)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    if let Some(symbols) = archive
+        .symbols()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?
+    {
         for symbol in symbols {
             let symbol = symbol.map_err(|e| anyhow!("{}: {e}", path.display()))?;
             names.insert(String::from_utf8_lossy(symbol.name()).into_owned());
@@ -123,7 +164,13 @@ pub fn resolve(modules: &[Module], program: &ProgramSymbols) -> Resolution {
             if program.provides(name) {
                 continue;
             }
-            let providers: Vec<usize> = exporters.get(name.as_str()).into_iter().flatten().copied().filter(|&p| p != index).collect();
+            let providers: Vec<usize> = exporters
+                .get(name.as_str())
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&p| p != index)
+                .collect();
             match providers.as_slice() {
                 [] if module.weak_undefined.contains(name) => {}
                 [] => resolution.unresolved.push((index, name.clone())),
@@ -136,7 +183,10 @@ pub fn resolve(modules: &[Module], program: &ProgramSymbols) -> Resolution {
 }
 
 /// The bindings of each module as `name -> provider's renamed name`.
-pub fn bindings_by_module(modules: &[Module], resolution: &Resolution) -> Vec<BTreeMap<String, String>> {
+pub fn bindings_by_module(
+    modules: &[Module],
+    resolution: &Resolution,
+) -> Vec<BTreeMap<String, String>> {
     let mut out = vec![BTreeMap::new(); modules.len()];
     for (from, name, to) in &resolution.bindings {
         out[*from].insert(name.clone(), modules[*to].renamed(name));

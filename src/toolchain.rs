@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -28,10 +28,13 @@ pub fn compile_c(source: &Path, object: &Path, include_dir: &Path) -> Result<()>
     for flag in &real[1..] {
         build.flag(flag);
     }
-    let tool = build.try_get_compiler().map_err(|e| anyhow!("cannot find a C compiler: {e}"))?;
+    let tool = build
+        .try_get_compiler()
+        .map_err(|e| anyhow!("cannot find a C compiler: {e}"))?;
     let mut command = tool.to_command();
     command.arg("-c").arg(source).arg("-o").arg(object);
-    run_quiet(&mut command).with_context(|| format!("{}: compiling generated C failed", source.display()))
+    run_quiet(&mut command)
+        .with_context(|| format!("{}: compiling generated C failed", source.display()))
 }
 
 /// GCC LTO IR -> one ordinary relocatable object (`gcc -r -flto -flinker-output=nolto-rel`).
@@ -42,7 +45,13 @@ pub fn lto_to_regular_object(bytes: &[u8], scratch: &Path) -> Result<Vec<u8>> {
     std::fs::write(&input, bytes)?;
     let real = Driver::C.real_command();
     let mut command = Command::new(&real[0]);
-    command.args(&real[1..]).args(["-r", "-nostdlib", "-flto", "-flinker-output=nolto-rel", "-o"]);
+    command.args(&real[1..]).args([
+        "-r",
+        "-nostdlib",
+        "-flto",
+        "-flinker-output=nolto-rel",
+        "-o",
+    ]);
     command.arg(&output).arg(&input);
     run_quiet(&mut command)?;
     Ok(std::fs::read(&output)?)
@@ -50,10 +59,16 @@ pub fn lto_to_regular_object(bytes: &[u8], scratch: &Path) -> Result<Vec<u8>> {
 
 /// Run a command; on failure the error carries its first stderr lines.
 fn run_quiet(command: &mut Command) -> Result<()> {
-    let out = command.output().with_context(|| format!("cannot run {:?}", command.get_program()))?;
+    let out = command
+        .output()
+        .with_context(|| format!("cannot run {:?}", command.get_program()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let first: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).take(3).collect();
+        let first: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(3)
+            .collect();
         bail!("{}", first.join(" | "));
     }
     Ok(())
@@ -77,11 +92,24 @@ pub fn link(driver: Driver, args: &[String], log: &Path) -> Result<()> {
         // the linker's own complaint, not collect2's summary or the static-dlopen warnings
         let cause = stderr
             .lines()
-            .find(|l| ["undefined reference", "multiple definition", "cannot find", "error:"]
-                .iter().any(|k| l.contains(k)) && !l.contains("collect2"))
+            .find(|l| {
+                [
+                    "undefined reference",
+                    "multiple definition",
+                    "cannot find",
+                    "error:",
+                ]
+                .iter()
+                .any(|k| l.contains(k))
+                    && !l.contains("collect2")
+            })
             .or_else(|| stderr.lines().find(|l| !l.contains("warning")))
             .unwrap_or("no message");
-        bail!("link failed: {} (full log: {})", cause.trim(), log.display());
+        bail!(
+            "link failed: {} (full log: {})",
+            cause.trim(),
+            log.display()
+        );
     }
     Ok(())
 }
@@ -94,7 +122,11 @@ pub fn find_in_compiler_search_path(file: &str) -> Option<PathBuf> {
 
 fn ask_compiler_for_file(file: &str) -> Option<PathBuf> {
     let real = Driver::C.real_command();
-    let out = Command::new(&real[0]).args(&real[1..]).arg(format!("-print-file-name={file}")).output().ok()?;
+    let out = Command::new(&real[0])
+        .args(&real[1..])
+        .arg(format!("-print-file-name={file}"))
+        .output()
+        .ok()?;
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     // an unknown file is echoed back bare
     (path.is_absolute() && path.is_file()).then_some(path)

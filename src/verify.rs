@@ -21,7 +21,11 @@ pub struct ModuleResult {
 
 /// The command prefix that runs a program with `root` as `/`.
 pub fn chroot_command(root: &Path) -> Command {
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
     let mut command = if is_root {
         Command::new("chroot")
     } else {
@@ -42,8 +46,17 @@ pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("{}: cannot run the interpreter in an empty root (chroot/unshare)", root.display()))?;
-    child.stdin.take().unwrap().write_all(&serde_json::to_vec(manifest)?)?;
+        .with_context(|| {
+            format!(
+                "{}: cannot run the interpreter in an empty root (chroot/unshare)",
+                root.display()
+            )
+        })?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(manifest)?)?;
     let out = child.wait_with_output()?;
     let results: Vec<ModuleResult> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -53,30 +66,80 @@ pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
     if results.len() != expected {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let last = stderr.lines().last().unwrap_or("no output");
-        bail!("{}: the interpreter stopped after {} of {expected} checks ({}): {last}", root.display(), results.len(), out.status);
+        bail!(
+            "{}: the interpreter stopped after {} of {expected} checks ({}): {last}",
+            root.display(),
+            results.len(),
+            out.status
+        );
     }
-    let width = results.iter().map(|r| r.name.len()).max().unwrap_or(6).max(6);
-    let package_width = manifest.modules.iter().map(|m| m.package.len()).max().unwrap_or(7).max(7);
-    let backend_width = manifest.modules.iter().map(|m| m.backend.len()).max().unwrap_or(7).max(7);
-    println!("{:width$}  {:package_width$}  {:backend_width$}  objects  renamed  result  reason", "module", "package", "backend");
+    let width = results
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let package_width = manifest
+        .modules
+        .iter()
+        .map(|m| m.package.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let backend_width = manifest
+        .modules
+        .iter()
+        .map(|m| m.backend.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:width$}  {:package_width$}  {:backend_width$}  objects  renamed  result  reason",
+        "module", "package", "backend"
+    );
     for (i, r) in results.iter().enumerate() {
         let (package, backend, objects, renamed) = match manifest.modules.get(i) {
-            Some(m) => (m.package.as_str(), m.backend.as_str(), m.objects.to_string(), m.renamed.to_string()),
+            Some(m) => (
+                m.package.as_str(),
+                m.backend.as_str(),
+                m.objects.to_string(),
+                m.renamed.to_string(),
+            ),
             None => ("", "", String::new(), String::new()),
         };
-        println!("{:width$}  {package:package_width$}  {backend:backend_width$}  {objects:>7}  {renamed:>7}  {:6}  {}", r.name, if r.ok { "ok" } else { "FAIL" }, r.reason);
+        println!(
+            "{:width$}  {package:package_width$}  {backend:backend_width$}  {objects:>7}  {renamed:>7}  {:6}  {}",
+            r.name,
+            if r.ok { "ok" } else { "FAIL" },
+            r.reason
+        );
     }
     let failed = results.iter().filter(|r| !r.ok).count();
-    println!("{} checks in an empty root ({} modules, {} smoke tests): {} ok, {} failed",
-        results.len(), manifest.modules.len(), manifest.smoke_tests.len(), results.len() - failed, failed);
+    println!(
+        "{} checks in an empty root ({} modules, {} smoke tests): {} ok, {} failed",
+        results.len(),
+        manifest.modules.len(),
+        manifest.smoke_tests.len(),
+        results.len() - failed,
+        failed
+    );
     if failed > 0 {
-        bail!("{}: {failed} of {} checks failed verification (table above)", root.display(), results.len());
+        bail!(
+            "{}: {failed} of {} checks failed verification (table above)",
+            root.display(),
+            results.len()
+        );
     }
     Ok(results)
 }
 
 pub fn read_manifest(out: &Path) -> Result<Manifest> {
     let path = crate::link::work_dir(out).join("manifest.json");
-    let bytes = std::fs::read(&path).with_context(|| format!("{}: no manifest (was OUT made by `dlstatic build`?)", path.display()))?;
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "{}: no manifest (was OUT made by `dlstatic build`?)",
+            path.display()
+        )
+    })?;
     serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt manifest", path.display()))
 }

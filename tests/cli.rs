@@ -7,7 +7,11 @@ use std::process::{Command, Output};
 const DLSTATIC: &str = env!("CARGO_BIN_EXE_dlstatic");
 
 fn dlstatic(dir: &Path, args: &[&str]) -> Output {
-    Command::new(DLSTATIC).args(args).current_dir(dir).output().unwrap()
+    Command::new(DLSTATIC)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 fn stderr(out: &Output) -> String {
@@ -19,8 +23,15 @@ fn stderr(out: &Output) -> String {
 fn assert_one_line_error(out: &Output, needles: &[&str]) {
     let text = stderr(out);
     assert!(!out.status.success(), "expected failure, stderr: {text}");
-    assert_eq!(text.lines().filter(|l| l.contains("error:")).count(), 1, "one error line expected:\n{text}");
-    assert!(!text.contains("panicked") && !text.contains("backtrace"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("error:")).count(),
+        1,
+        "one error line expected:\n{text}"
+    );
+    assert!(
+        !text.contains("panicked") && !text.contains("backtrace"),
+        "{text}"
+    );
     for needle in needles {
         assert!(text.contains(needle), "stderr lacks {needle:?}: {text}");
     }
@@ -34,10 +45,32 @@ fn write(dir: &Path, name: &str, text: &str) {
 fn captured_project(dir: &Path) {
     write(dir, "p.c", "int value(void) { return 1; }\n");
     write(dir, "q.c", "int value(void) { return 2; }\n");
-    write(dir, "host.c", "#include <dlfcn.h>\nint main(void) { return dlopen(\"p.so\", 0) == 0; }\n");
-    let out = dlstatic(dir, &["capture", "--db", "db", "--", "sh", "-c", "$CC -fPIC -shared p.c -o p.so && $CC -fPIC -shared q.c -o q.so"]);
+    write(
+        dir,
+        "host.c",
+        "#include <dlfcn.h>\nint main(void) { return dlopen(\"p.so\", 0) == 0; }\n",
+    );
+    let out = dlstatic(
+        dir,
+        &[
+            "capture",
+            "--db",
+            "db",
+            "--",
+            "sh",
+            "-c",
+            "$CC -fPIC -shared p.c -o p.so && $CC -fPIC -shared q.c -o q.so",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(Command::new("cc").args(["-c", "host.c", "-o", "host.o"]).current_dir(dir).status().unwrap().success());
+    assert!(
+        Command::new("cc")
+            .args(["-c", "host.c", "-o", "host.o"])
+            .current_dir(dir)
+            .status()
+            .unwrap()
+            .success()
+    );
 }
 
 #[test]
@@ -48,7 +81,11 @@ fn wrapper_passes_arguments_and_exit_codes_through() {
     assert!(String::from_utf8_lossy(&version.stdout).contains("Free Software Foundation"));
 
     let missing = dlstatic(dir.path(), &["cc", "-c", "no-such-file.c"]);
-    let direct = Command::new("cc").args(["-c", "no-such-file.c"]).current_dir(dir.path()).output().unwrap();
+    let direct = Command::new("cc")
+        .args(["-c", "no-such-file.c"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), direct.status.code());
     assert_ne!(missing.status.code(), Some(0));
 }
@@ -65,7 +102,12 @@ fn wrapper_runs_a_multi_word_real_compiler() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_dir(dir.path().join("db/links")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("db/links"))
+            .unwrap()
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -85,19 +127,32 @@ fn concurrent_wrappers_do_not_corrupt_the_db() {
     let dir = tempfile::tempdir().unwrap();
     let mut script = String::new();
     for i in 0..12 {
-        write(dir.path(), &format!("m{i}.c"), &format!("int shared_helper(void) {{ return {i}; }}\n"));
+        write(
+            dir.path(),
+            &format!("m{i}.c"),
+            &format!("int shared_helper(void) {{ return {i}; }}\n"),
+        );
         script.push_str(&format!("$CC -fPIC -shared m{i}.c -o m{i}.so & "));
     }
     script.push_str("wait");
-    let out = dlstatic(dir.path(), &["capture", "--db", "db", "--", "sh", "-c", &script]);
+    let out = dlstatic(
+        dir.path(),
+        &["capture", "--db", "db", "--", "sh", "-c", &script],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let db = dlstatic::db::CaptureDb::open_existing(&dir.path().join("db")).unwrap();
     let records = db.records().unwrap();
     assert_eq!(records.len(), 12);
     for record in records {
-        let dlstatic::db::LinkInput::Object { md5, .. } = &record.inputs[0] else { panic!("object input expected") };
+        let dlstatic::db::LinkInput::Object { md5, .. } = &record.inputs[0] else {
+            panic!("object input expected")
+        };
         let bytes = db.read_object(md5).unwrap();
-        assert_eq!(format!("{:x}", md5::compute(&bytes)), *md5, "content-addressed copy intact");
+        assert_eq!(
+            format!("{:x}", md5::compute(&bytes)),
+            *md5,
+            "content-addressed copy intact"
+        );
     }
 }
 
@@ -105,29 +160,75 @@ fn concurrent_wrappers_do_not_corrupt_the_db() {
 fn link_errors_name_the_problem_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert_one_line_error(&dlstatic(d, &["link", "--db", "nodb", "-o", "out", "host.o"]), &["nodb", "not a capture db"]);
+    assert_one_line_error(
+        &dlstatic(d, &["link", "--db", "nodb", "-o", "out", "host.o"]),
+        &["nodb", "not a capture db"],
+    );
 
     captured_project(d);
-    assert_one_line_error(&dlstatic(d, &["link", "--db", "db", "-o", "out", "--only", "zzz*", "host.o"]), &["--only zzz*"]);
-    assert_one_line_error(&dlstatic(d, &["link", "--db", "db", "-o", "out", "--only", "[", "host.o"]), &["not a valid glob"]);
-    assert_one_line_error(&dlstatic(d, &["link", "--db", "db", "-o", "out", "missing.o"]), &["missing.o", "cannot read main input"]);
-    write(d, "bad.c", "void no_such_function(void);\nint main(void) { no_such_function(); return 0; }\n");
-    assert!(Command::new("cc").args(["-c", "bad.c", "-o", "bad.o"]).current_dir(d).status().unwrap().success());
+    assert_one_line_error(
+        &dlstatic(
+            d,
+            &[
+                "link", "--db", "db", "-o", "out", "--only", "zzz*", "host.o",
+            ],
+        ),
+        &["--only zzz*"],
+    );
+    assert_one_line_error(
+        &dlstatic(
+            d,
+            &["link", "--db", "db", "-o", "out", "--only", "[", "host.o"],
+        ),
+        &["not a valid glob"],
+    );
+    assert_one_line_error(
+        &dlstatic(d, &["link", "--db", "db", "-o", "out", "missing.o"]),
+        &["missing.o", "cannot read main input"],
+    );
+    write(
+        d,
+        "bad.c",
+        "void no_such_function(void);\nint main(void) { no_such_function(); return 0; }\n",
+    );
+    assert!(
+        Command::new("cc")
+            .args(["-c", "bad.c", "-o", "bad.o"])
+            .current_dir(d)
+            .status()
+            .unwrap()
+            .success()
+    );
     assert_one_line_error(
         &dlstatic(d, &["link", "--db", "db", "-o", "out", "bad.o"]),
-        &["link failed", "undefined reference to `no_such_function'", "out.km/link-pass1.log"],
+        &[
+            "link failed",
+            "undefined reference to `no_such_function'",
+            "out.km/link-pass1.log",
+        ],
     );
     assert!(!d.join("out").exists(), "no OUT after a failed link");
 
     write(d, "db/links/broken.json", "{ not json");
-    assert_one_line_error(&dlstatic(d, &["link", "--db", "db", "-o", "out", "host.o"]), &["broken.json", "corrupt link record"]);
+    assert_one_line_error(
+        &dlstatic(d, &["link", "--db", "db", "-o", "out", "host.o"]),
+        &["broken.json", "corrupt link record"],
+    );
 }
 
 #[test]
 fn bad_usage_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(dlstatic(dir.path(), &["link", "--db", "db"]).status.code(), Some(2));
-    assert_eq!(dlstatic(dir.path(), &["capture", "--db", "db"]).status.code(), Some(2));
+    assert_eq!(
+        dlstatic(dir.path(), &["link", "--db", "db"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        dlstatic(dir.path(), &["capture", "--db", "db"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(dlstatic(dir.path(), &["frobnicate"]).status.code(), Some(2));
     let no_jobs = dlstatic(dir.path(), &["build", "--jobs", "0"]);
     assert_eq!(no_jobs.status.code(), Some(2));
@@ -141,25 +242,46 @@ fn relink_reuses_modules_and_is_byte_identical() {
     captured_project(d);
     let first = dlstatic(d, &["link", "--db", "db", "-o", "out", "host.o"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stderr(&first).contains("2 modules (0 reused"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("2 modules (0 reused"),
+        "{}",
+        stderr(&first)
+    );
     let read = |name: &str| std::fs::read(d.join(name)).unwrap();
     let module_files = |ext: &str| -> Vec<(String, Vec<u8>)> {
         let mut files: Vec<_> = std::fs::read_dir(d.join("out.km"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.to_string_lossy().ends_with(ext))
-            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
             .collect();
         files.sort();
         files
     };
-    let (binary, archives, tables) = (read("out"), module_files(".km.a"), module_files(".km.symbols.c"));
+    let (binary, archives, tables) = (
+        read("out"),
+        module_files(".km.a"),
+        module_files(".km.symbols.c"),
+    );
     assert_eq!(archives.len(), 2);
 
     let second = dlstatic(d, &["link", "--db", "db", "-o", "out", "host.o"]);
     assert!(second.status.success());
-    assert!(stderr(&second).contains("2 modules (2 reused"), "{}", stderr(&second));
-    assert_eq!(read("out"), binary, "relink with cached modules is byte-identical");
+    assert!(
+        stderr(&second).contains("2 modules (2 reused"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(
+        read("out"),
+        binary,
+        "relink with cached modules is byte-identical"
+    );
 
     std::fs::remove_dir_all(d.join("out.km")).unwrap();
     std::fs::remove_file(d.join("out")).unwrap();

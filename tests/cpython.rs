@@ -27,7 +27,11 @@ fn dist() -> &'static RwLock<PathBuf> {
         let _ = std::fs::remove_dir_all(&out);
         let _ = std::fs::remove_dir_all(scratch().join("dist.km"));
         let result = build(&out, &[]);
-        assert!(result.status.success(), "dlstatic build failed:\n{}", stderr(&result));
+        assert!(
+            result.status.success(),
+            "dlstatic build failed:\n{}",
+            stderr(&result)
+        );
         RwLock::new(out)
     })
 }
@@ -42,9 +46,25 @@ fn stale_pyc_files(dir: &Path) -> Vec<PathBuf> {
             stale.extend(stale_pyc_files(&path));
             continue;
         }
-        let (Some(stem), Some("py")) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|e| e.to_str())) else { continue };
-        let Ok(pyc) = std::fs::read(dir.join("__pycache__").join(format!("{stem}.cpython-311.pyc"))) else { continue };
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
+        let (Some(stem), Some("py")) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|e| e.to_str()),
+        ) else {
+            continue;
+        };
+        let Ok(pyc) = std::fs::read(
+            dir.join("__pycache__")
+                .join(format!("{stem}.cpython-311.pyc")),
+        ) else {
+            continue;
+        };
+        let mtime = std::fs::metadata(&path)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
         if pyc.len() < 12 || pyc[8..12] != mtime.to_le_bytes() {
             stale.push(path);
         }
@@ -80,7 +100,10 @@ fn unreadable_by_others(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn in_empty_root(root: &Path, code: &str) -> Output {
-    dlstatic::verify::chroot_command(root).args(["/bin/python3", "-c", code]).output().unwrap()
+    dlstatic::verify::chroot_command(root)
+        .args(["/bin/python3", "-c", code])
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -90,46 +113,108 @@ fn static_interpreter_passes_verify_and_runs_in_an_empty_root() {
     let bytes = std::fs::read(&binary).unwrap();
     let elf = object::read::elf::ElfFile64::<object::Endianness>::parse(&*bytes).unwrap();
     use object::read::elf::ProgramHeader;
-    assert!(elf.elf_program_headers().iter().all(|p| p.p_type(elf.endian()) != object::elf::PT_INTERP), "static: no PT_INTERP");
+    assert!(
+        elf.elf_program_headers()
+            .iter()
+            .all(|p| p.p_type(elf.endian()) != object::elf::PT_INTERP),
+        "static: no PT_INTERP"
+    );
     for link in ["python3", "python"] {
-        assert_eq!(std::fs::read_link(dist.join("bin").join(link)).unwrap(), Path::new("python3.11"));
+        assert_eq!(
+            std::fs::read_link(dist.join("bin").join(link)).unwrap(),
+            Path::new("python3.11")
+        );
     }
 
     // the audit ran before the link; on the stdlib it finds no error, and every finding
     // says what it means
-    let audit: serde_json::Value = serde_json::from_slice(&std::fs::read(scratch().join("dist.km/audit.json")).unwrap()).unwrap();
+    let audit: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(scratch().join("dist.km/audit.json")).unwrap())
+            .unwrap();
     let findings = audit["findings"].as_array().unwrap();
-    assert!(findings.iter().all(|f| f["severity"] != "error" && !f["message"].as_str().unwrap().is_empty()), "{audit:#}");
-    assert!(findings.iter().any(|f| f["kind"] == "nss-call" && f["modules"][0].as_str().unwrap().starts_with("_socket")));
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["severity"] != "error" && !f["message"].as_str().unwrap().is_empty()),
+        "{audit:#}"
+    );
+    assert!(findings.iter().any(
+        |f| f["kind"] == "nss-call" && f["modules"][0].as_str().unwrap().starts_with("_socket")
+    ));
     assert_eq!(audit["totals"]["modules"].as_u64(), Some(77));
 
     let manifest = dlstatic::verify::read_manifest(&dist).unwrap();
-    let skipped: Vec<&str> = manifest.skipped.iter().map(|s| s.split('.').next().unwrap()).collect();
-    assert_eq!(skipped, ["nis"], "only what skip_builtins.txt lists is left out");
-    assert!(manifest.modules.len() >= 70, "{} modules", manifest.modules.len());
+    let skipped: Vec<&str> = manifest
+        .skipped
+        .iter()
+        .map(|s| s.split('.').next().unwrap())
+        .collect();
+    assert_eq!(
+        skipped,
+        ["nis"],
+        "only what skip_builtins.txt lists is left out"
+    );
+    assert!(
+        manifest.modules.len() >= 70,
+        "{} modules",
+        manifest.modules.len()
+    );
     let results = dlstatic::verify::verify(&dist, &manifest).unwrap();
     assert!(results.iter().all(|r| r.ok));
 
     // stubs instead of .so files: lib-dynload stays small
-    let stub = dist.join("lib/python3.11/lib-dynload").join(manifest.modules[0].stub.rsplit('/').next().unwrap());
-    assert_eq!(std::fs::read_to_string(stub).unwrap().trim(), manifest.modules[0].id);
-    assert!(!dist.join("lib/python3.11/test").exists() && !dist.join("lib/python3.11/idlelib").exists());
-    assert!(dist.join("lib/python3.11/__pycache__").is_dir(), "compiled .pyc shipped");
-    assert!(dist.join("lib/python3.11/ctypes/__pycache__/util.cpython-311.pyc").is_file(), "the edited ctypes.util compiled again");
+    let stub = dist
+        .join("lib/python3.11/lib-dynload")
+        .join(manifest.modules[0].stub.rsplit('/').next().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(stub).unwrap().trim(),
+        manifest.modules[0].id
+    );
+    assert!(
+        !dist.join("lib/python3.11/test").exists() && !dist.join("lib/python3.11/idlelib").exists()
+    );
+    assert!(
+        dist.join("lib/python3.11/__pycache__").is_dir(),
+        "compiled .pyc shipped"
+    );
+    assert!(
+        dist.join("lib/python3.11/ctypes/__pycache__/util.cpython-311.pyc")
+            .is_file(),
+        "the edited ctypes.util compiled again"
+    );
     let stale = stale_pyc_files(&dist.join("lib/python3.11"));
-    assert!(stale.is_empty(), "{} .pyc files do not match their .py (Python would recompile them at every start): {:?}", stale.len(), &stale[..stale.len().min(5)]);
+    assert!(
+        stale.is_empty(),
+        "{} .pyc files do not match their .py (Python would recompile them at every start): {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
 
     let unreadable = unreadable_by_others(&dist);
-    assert!(unreadable.is_empty(), "{} payload files only their owner can read: {:?}", unreadable.len(), &unreadable[..unreadable.len().min(5)]);
+    assert!(
+        unreadable.is_empty(),
+        "{} payload files only their owner can read: {:?}",
+        unreadable.len(),
+        &unreadable[..unreadable.len().min(5)]
+    );
     if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
         // containers often run as an unprivileged user: name lookups need the payload's /etc
         let out = Command::new("chroot")
             .args(["--userspec=65534:65534"])
             .arg(&*dist)
-            .args(["/bin/python3", "-c", "import socket, json, _ssl; print(socket.getaddrinfo('localhost', 80)[0][4][0])"])
+            .args([
+                "/bin/python3",
+                "-c",
+                "import socket, json, _ssl; print(socket.getaddrinfo('localhost', 80)[0][4][0])",
+            ])
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "127.0.0.1\n", "as user 65534: {}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "127.0.0.1\n",
+            "as user 65534: {}",
+            stderr(&out)
+        );
     }
 
     let out = in_empty_root(
@@ -137,7 +222,12 @@ fn static_interpreter_passes_verify_and_runs_in_an_empty_root() {
         "import ssl, sqlite3, ctypes, decimal, lzma, bz2, zlib, uuid, json, readline, curses, _codecs_jp; \
          print(ctypes.CDLL(None).getpid() > 0)",
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "True\n", "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "True\n",
+        "{}",
+        stderr(&out)
+    );
 
     let out = in_empty_root(
         &dist,
@@ -164,7 +254,10 @@ fn second_build_reuses_every_cache() {
     let again = build(&dist, &[]);
     let text = stderr(&again);
     assert!(again.status.success(), "{text}");
-    assert!(text.contains("is up to date"), "nothing changed, nothing to do: {text}");
+    assert!(
+        text.contains("is up to date"),
+        "nothing changed, nothing to do: {text}"
+    );
     assert!(!text.contains("linking"), "{text}");
 
     // a changed option rebuilds OUT, from the cached CPython and converted modules
@@ -173,9 +266,15 @@ fn second_build_reuses_every_cache() {
     assert!(changed.status.success(), "{text}");
     assert!(text.contains("reused the CPython 3.11 build"), "{text}");
     assert!(text.contains("reused all"), "{text}");
-    assert!(!text.contains("make CPython"), "no rebuild of CPython: {text}");
+    assert!(
+        !text.contains("make CPython"),
+        "no rebuild of CPython: {text}"
+    );
     for stage in ["CPython", "audit", "link: pass 2", "payload", "total"] {
-        assert!(text.lines().any(|l| l.trim_start().starts_with(stage)), "--timings lists {stage}: {text}");
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(stage)),
+            "--timings lists {stage}: {text}"
+        );
     }
 }
 
@@ -183,21 +282,41 @@ fn second_build_reuses_every_cache() {
 fn bad_sources_fail_in_one_line_and_leave_out_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.tar.gz");
-    common::assert_build_fails_cleanly(&["--python-src", missing.to_str().unwrap()], &["missing.tar.gz", "not found"]);
+    common::assert_build_fails_cleanly(
+        &["--python-src", missing.to_str().unwrap()],
+        &["missing.tar.gz", "not found"],
+    );
 
     let corrupt = dir.path().join("corrupt.tar.gz");
     std::fs::write(&corrupt, b"this is not a tarball").unwrap();
-    common::assert_build_fails_cleanly(&["--python-src", corrupt.to_str().unwrap()], &["corrupt.tar.gz", "unpack.log"]);
+    common::assert_build_fails_cleanly(
+        &["--python-src", corrupt.to_str().unwrap()],
+        &["corrupt.tar.gz", "unpack.log"],
+    );
 
     let broken = dir.path().join("broken-src");
     std::fs::create_dir_all(&broken).unwrap();
-    std::fs::write(broken.join("configure"), "#!/bin/sh\necho 'configure: error: no compiler today' >&2\nexit 1\n").unwrap();
-    Command::new("chmod").arg("+x").arg(broken.join("configure")).status().unwrap();
-    common::assert_build_fails_cleanly(&["--python-src", broken.to_str().unwrap()], &["configure CPython failed", "configure.log"]);
+    std::fs::write(
+        broken.join("configure"),
+        "#!/bin/sh\necho 'configure: error: no compiler today' >&2\nexit 1\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(broken.join("configure"))
+        .status()
+        .unwrap();
+    common::assert_build_fails_cleanly(
+        &["--python-src", broken.to_str().unwrap()],
+        &["configure CPython failed", "configure.log"],
+    );
 
     let skip = dir.path().join("bad-skip.txt");
     std::fs::write(&skip, "# fine\n_tkinter\nnot a name\n").unwrap();
-    common::assert_build_fails_cleanly(&["--skip", skip.to_str().unwrap()], &["bad-skip.txt:3", "not a module name"]);
+    common::assert_build_fails_cleanly(
+        &["--skip", skip.to_str().unwrap()],
+        &["bad-skip.txt:3", "not a module name"],
+    );
 }
 
 #[test]
@@ -207,7 +326,10 @@ fn a_module_whose_static_library_is_missing_is_named() {
     let nothing_skipped = dir.path().join("skip-nothing.txt");
     std::fs::write(&nothing_skipped, "# nothing\n").unwrap();
     // nis needs libtirpc, whose static link needs krb5's GSSAPI: no .a in Debian
-    common::assert_build_fails_cleanly(&["--skip", nothing_skipped.to_str().unwrap()], &["nis", "gssapi_krb5"]);
+    common::assert_build_fails_cleanly(
+        &["--skip", nothing_skipped.to_str().unwrap()],
+        &["nis", "gssapi_krb5"],
+    );
 }
 
 #[test]
@@ -216,7 +338,9 @@ fn cpython_test_suite_matches_the_dynamic_build() {
     let out = scratch().join("dist-full");
     let result = build(&out, &["--full-stdlib"]);
     assert!(result.status.success(), "{}", stderr(&result));
-    let dynamic = dlstatic::verify::read_manifest(&out).unwrap().dynamic_python;
+    let dynamic = dlstatic::verify::read_manifest(&out)
+        .unwrap()
+        .dynamic_python;
     let compare = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compare_tests.py"))
         .arg("cpython")
@@ -226,6 +350,10 @@ fn cpython_test_suite_matches_the_dynamic_build() {
         .unwrap();
     let report = String::from_utf8_lossy(&compare.stdout);
     println!("{report}");
-    assert!(compare.status.success(), "static and dynamic test results differ:\n{report}{}", stderr(&compare));
+    assert!(
+        compare.status.success(),
+        "static and dynamic test results differ:\n{report}{}",
+        stderr(&compare)
+    );
     assert!(report.contains("\n0 unexpected differences"), "{report}");
 }

@@ -49,20 +49,38 @@ fn parse_directives(source: &str) -> Fixture {
     let mut f = Fixture::default();
     for line in source.lines().take_while(|l| l.starts_with("//")) {
         let line = line.trim_start_matches('/').trim();
-        let (key, value) = line.split_once(':').map(|(k, v)| (k.trim(), v.trim())).unwrap_or((line, ""));
+        let (key, value) = line
+            .split_once(':')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .unwrap_or((line, ""));
         match key {
             "host" => f.hosts.push(value.into()),
             "build" => f.builds.push(value.into()),
             "link" => f.link_args = value.split_whitespace().map(String::from).collect(),
-            "audit" => f.audit.push(value.split_whitespace().collect::<Vec<_>>().join(" ")),
+            "audit" => f
+                .audit
+                .push(value.split_whitespace().collect::<Vec<_>>().join(" ")),
             "expect-link-error" => f.link_errors.push(value.into()),
             "env" => {
                 let (k, v) = value.split_once('=').expect("env: K=V");
                 f.env.push((k.into(), v.into()));
             }
-            "run" => f.runs.push(Run { args: value.split_whitespace().map(String::from).collect(), ..Run::default() }),
-            "expect" => f.runs.last_mut().expect("expect: after run:").expect.push(value.into()),
-            "same-as-dynamic" => f.runs.last_mut().expect("same-as-dynamic after run:").same_as_dynamic = true,
+            "run" => f.runs.push(Run {
+                args: value.split_whitespace().map(String::from).collect(),
+                ..Run::default()
+            }),
+            "expect" => f
+                .runs
+                .last_mut()
+                .expect("expect: after run:")
+                .expect
+                .push(value.into()),
+            "same-as-dynamic" => {
+                f.runs
+                    .last_mut()
+                    .expect("same-as-dynamic after run:")
+                    .same_as_dynamic = true
+            }
             "stderr-contains" => f.stderr_contains.push(value.into()),
             "empty-root" => f.empty_root = value.split_whitespace().map(String::from).collect(),
             _ => {} // prose
@@ -72,7 +90,12 @@ fn parse_directives(source: &str) -> Fixture {
 }
 
 fn sh(dir: &Path, script: &str) -> Output {
-    Command::new("sh").arg("-c").arg(script).current_dir(dir).output().expect("sh runs")
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("sh runs")
 }
 
 fn check(out: &Output, what: &str) {
@@ -95,14 +118,23 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Builds, links and runs one fixture; returns its scratch directory for further checks.
 fn run_fixture(name: &str) -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     copy_dir(&src, dir);
-    let host_file = ["host.c", "host.cc"].into_iter().find(|h| dir.join(h).exists()).expect("host.c or host.cc");
+    let host_file = ["host.c", "host.cc"]
+        .into_iter()
+        .find(|h| dir.join(h).exists())
+        .expect("host.c or host.cc");
     let f = parse_directives(&std::fs::read_to_string(dir.join(host_file)).unwrap());
 
-    let hosts = if f.hosts.is_empty() { vec!["cc -c host.c -o host.o && cc host.o -o host_dyn".to_string()] } else { f.hosts.clone() };
+    let hosts = if f.hosts.is_empty() {
+        vec!["cc -c host.c -o host.o && cc host.o -o host_dyn".to_string()]
+    } else {
+        f.hosts.clone()
+    };
     for host in &hosts {
         check(&sh(dir, host), &format!("host: {host}"));
     }
@@ -127,30 +159,56 @@ fn run_fixture(name: &str) -> tempfile::TempDir {
         .unwrap();
     if !f.link_errors.is_empty() {
         let stderr = String::from_utf8_lossy(&link.stderr);
-        assert!(!link.status.success(), "link should have failed, stderr:\n{stderr}");
+        assert!(
+            !link.status.success(),
+            "link should have failed, stderr:\n{stderr}"
+        );
         let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
         assert_eq!(lines.len(), 1, "exactly one error line expected:\n{stderr}");
         for needle in &f.link_errors {
-            assert!(lines[0].contains(needle.as_str()), "error line lacks {needle:?}: {}", lines[0]);
+            assert!(
+                lines[0].contains(needle.as_str()),
+                "error line lacks {needle:?}: {}",
+                lines[0]
+            );
         }
-        assert!(!dir.join("host_static").exists(), "a failed link must not leave OUT behind");
+        assert!(
+            !dir.join("host_static").exists(),
+            "a failed link must not leave OUT behind"
+        );
         return scratch;
     }
     check(&link, "dlstatic link");
     assert_static(&dir.join("host_static"));
 
     for run in &f.runs {
-        let out = Command::new(dir.join("host_static")).args(&run.args).envs(f.env.iter().cloned()).current_dir(dir).output().unwrap();
+        let out = Command::new(dir.join("host_static"))
+            .args(&run.args)
+            .envs(f.env.iter().cloned())
+            .current_dir(dir)
+            .output()
+            .unwrap();
         check(&out, "static host");
         assert_stdout(&out, &run.expect, "static host");
         let stderr = String::from_utf8_lossy(&out.stderr);
         for needle in &f.stderr_contains {
-            assert!(stderr.contains(needle.as_str()), "static host stderr lacks {needle:?}:\n{stderr}");
+            assert!(
+                stderr.contains(needle.as_str()),
+                "static host stderr lacks {needle:?}:\n{stderr}"
+            );
         }
         if run.same_as_dynamic {
-            let dynamic = Command::new(dir.join("host_dyn")).args(&run.args).current_dir(dir).output().unwrap();
+            let dynamic = Command::new(dir.join("host_dyn"))
+                .args(&run.args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
             check(&dynamic, "dynamic host");
-            assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&dynamic.stdout), "static and dynamic hosts differ");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&dynamic.stdout),
+                "static and dynamic hosts differ"
+            );
         }
     }
     if !f.empty_root.is_empty() {
@@ -163,14 +221,30 @@ fn run_fixture(name: &str) -> tempfile::TempDir {
 /// code follows their severities.
 fn check_audit(dir: &Path, f: &Fixture) {
     let main_inputs: Vec<&String> = f.link_args.iter().take_while(|a| *a != "--").collect();
-    let run = |extra: &[&str]| Command::new(DLSTATIC).args(["audit", "--db", "db"]).args(&main_inputs).args(extra).current_dir(dir).output().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(DLSTATIC)
+            .args(["audit", "--db", "db"])
+            .args(&main_inputs)
+            .args(extra)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
     let json = run(&["--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("audit --json prints JSON");
+    let report: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("audit --json prints JSON");
     let mut got: Vec<String> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{} {} {}", f["kind"].as_str().unwrap(), f["severity"].as_str().unwrap(), f["symbols"][0].as_str().unwrap_or("-")))
+        .map(|f| {
+            format!(
+                "{} {} {}",
+                f["kind"].as_str().unwrap(),
+                f["severity"].as_str().unwrap(),
+                f["symbols"][0].as_str().unwrap_or("-")
+            )
+        })
         .collect();
     got.sort();
     let mut want = f.audit.clone();
@@ -178,17 +252,36 @@ fn check_audit(dir: &Path, f: &Fixture) {
     assert_eq!(got, want, "audit findings");
     assert_eq!(report["schema"], 1);
     let modules = std::fs::read_dir(dir.join("db/links")).unwrap().count();
-    assert_eq!(report["totals"]["modules"].as_u64().unwrap() as usize, modules - want.iter().filter(|w| w.starts_with("unlinkable-object")).count());
+    assert_eq!(
+        report["totals"]["modules"].as_u64().unwrap() as usize,
+        modules
+            - want
+                .iter()
+                .filter(|w| w.starts_with("unlinkable-object"))
+                .count()
+    );
 
     let has = |severity: &str| want.iter().any(|w| w.split(' ').nth(1) == Some(severity));
-    assert_eq!(json.status.code(), Some(i32::from(has("error"))), "audit exit code");
-    assert_eq!(run(&["--strict"]).status.code(), Some(i32::from(has("error") || has("warning"))), "audit --strict exit code");
+    assert_eq!(
+        json.status.code(),
+        Some(i32::from(has("error"))),
+        "audit exit code"
+    );
+    assert_eq!(
+        run(&["--strict"]).status.code(),
+        Some(i32::from(has("error") || has("warning"))),
+        "audit --strict exit code"
+    );
 
     let text = String::from_utf8(run(&[]).stdout).unwrap();
     for expected in &want {
         let mut parts = expected.split(' ');
         let (kind, severity) = (parts.next().unwrap(), parts.next().unwrap());
-        assert!(text.lines().any(|l| l.trim_start().starts_with(severity) && l.contains(kind)), "text report lacks {expected}:\n{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(severity) && l.contains(kind)),
+            "text report lacks {expected}:\n{text}"
+        );
     }
     assert!(text.contains("totals:"), "{text}");
 }
@@ -196,7 +289,11 @@ fn check_audit(dir: &Path, f: &Fixture) {
 fn assert_stdout(out: &Output, expect: &[String], what: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let got: Vec<&str> = stdout.lines().collect();
-    assert_eq!(got, expect.iter().map(String::as_str).collect::<Vec<_>>(), "{what} stdout");
+    assert_eq!(
+        got,
+        expect.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{what} stdout"
+    );
 }
 
 /// No interpreter, no dynamic section: nothing for ld.so to do.
@@ -204,12 +301,28 @@ fn assert_static(path: &Path) {
     let bytes = std::fs::read(path).unwrap();
     let elf = object::read::elf::ElfFile64::<object::Endianness>::parse(&*bytes).unwrap();
     use object::read::elf::ProgramHeader;
-    let kinds: Vec<u32> = elf.elf_program_headers().iter().map(|p| p.p_type(elf.endian())).collect();
-    assert!(!kinds.contains(&object::elf::PT_INTERP), "{} has PT_INTERP", path.display());
-    assert!(!kinds.contains(&object::elf::PT_DYNAMIC), "{} has PT_DYNAMIC", path.display());
+    let kinds: Vec<u32> = elf
+        .elf_program_headers()
+        .iter()
+        .map(|p| p.p_type(elf.endian()))
+        .collect();
+    assert!(
+        !kinds.contains(&object::elf::PT_INTERP),
+        "{} has PT_INTERP",
+        path.display()
+    );
+    assert!(
+        !kinds.contains(&object::elf::PT_DYNAMIC),
+        "{} has PT_DYNAMIC",
+        path.display()
+    );
     let ldd = Command::new("ldd").arg(path).output().unwrap();
-    let said = String::from_utf8_lossy(&ldd.stdout).to_string() + &String::from_utf8_lossy(&ldd.stderr);
-    assert!(said.contains("not a dynamic executable"), "ldd says: {said}");
+    let said =
+        String::from_utf8_lossy(&ldd.stdout).to_string() + &String::from_utf8_lossy(&ldd.stderr);
+    assert!(
+        said.contains("not a dynamic executable"),
+        "ldd says: {said}"
+    );
 }
 
 /// The stub the link wrote for the module built at `plugin` (relative to `dir`).
@@ -219,7 +332,8 @@ fn stub_for(dir: &Path, plugin: &str) -> PathBuf {
     for entry in std::fs::read_dir(&work).unwrap() {
         let path = entry.unwrap().path();
         if path.to_string_lossy().ends_with(".km.json") {
-            let module: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let module: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             if Path::new(module["path"].as_str().unwrap()) == want {
                 return PathBuf::from(path.to_string_lossy().replace(".km.json", ".km.id"));
             }
@@ -237,10 +351,30 @@ fn run_in_empty_root(dir: &Path, f: &Fixture) {
         std::fs::create_dir_all(at.parent().unwrap()).unwrap();
         std::fs::copy(stub_for(dir, plugin), &at).unwrap();
     }
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
-    for run in f.runs.iter().filter(|r| r.args.iter().all(|a| f.empty_root.contains(a))) {
-        let mut cmd = if is_root { Command::new("chroot") } else { let mut c = Command::new("unshare"); c.args(["-r", "chroot"]); c };
-        let out = cmd.arg(&root).arg("/host_static").args(&run.args).envs(f.env.iter().cloned()).output().unwrap();
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
+    for run in f
+        .runs
+        .iter()
+        .filter(|r| r.args.iter().all(|a| f.empty_root.contains(a)))
+    {
+        let mut cmd = if is_root {
+            Command::new("chroot")
+        } else {
+            let mut c = Command::new("unshare");
+            c.args(["-r", "chroot"]);
+            c
+        };
+        let out = cmd
+            .arg(&root)
+            .arg("/host_static")
+            .args(&run.args)
+            .envs(f.env.iter().cloned())
+            .output()
+            .unwrap();
         check(&out, "static host in an empty root");
         assert_stdout(&out, &run.expect, "static host in an empty root");
     }

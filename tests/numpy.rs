@@ -12,7 +12,12 @@ use common::{build, stderr};
 /// numpy's test modules compared here: linear algebra, FFT, random generators, ufuncs.
 /// (numpy.lib.tests.test_function_base is left out: under CPython 3.11.2 it deadlocks in
 /// a threading.local deallocation, in the dynamic interpreter just as in the static one.)
-const NUMPY_TESTS: &[&str] = &["numpy.linalg", "numpy.fft", "numpy.random", "numpy._core.tests.test_umath"];
+const NUMPY_TESTS: &[&str] = &[
+    "numpy.linalg",
+    "numpy.fft",
+    "numpy.random",
+    "numpy._core.tests.test_umath",
+];
 
 #[test]
 fn numpy_from_sdist_works_and_matches_the_dynamic_build() {
@@ -25,8 +30,16 @@ fn numpy_from_sdist_works_and_matches_the_dynamic_build() {
 
     // verify imported every numpy module and ran smoke/numpy.py (inv, default_rng, fft)
     let manifest = dlstatic::verify::read_manifest(&out).unwrap();
-    let numpy_modules: Vec<_> = manifest.modules.iter().filter(|m| m.name.starts_with("numpy.")).collect();
-    assert!(numpy_modules.len() >= 15, "{} numpy modules", numpy_modules.len());
+    let numpy_modules: Vec<_> = manifest
+        .modules
+        .iter()
+        .filter(|m| m.name.starts_with("numpy."))
+        .collect();
+    assert!(
+        numpy_modules.len() >= 15,
+        "{} numpy modules",
+        numpy_modules.len()
+    );
     assert!(numpy_modules.iter().all(|m| m.backend == "mesonpy"));
     assert!(manifest.smoke_tests.contains_key("numpy"));
     assert!(report.contains(" 0 failed"), "{report}");
@@ -55,6 +68,13 @@ fn numpy_from_sdist_works_and_matches_the_dynamic_build() {
         .unwrap();
     let comparison = String::from_utf8_lossy(&compare.stdout);
     println!("{comparison}");
-    assert!(compare.status.success(), "numpy test results differ:\n{comparison}{}", stderr(&compare));
-    assert!(comparison.contains("\n0 unexpected differences"), "{comparison}");
+    assert!(
+        compare.status.success(),
+        "numpy test results differ:\n{comparison}{}",
+        stderr(&compare)
+    );
+    assert!(
+        comparison.contains("\n0 unexpected differences"),
+        "{comparison}"
+    );
 }

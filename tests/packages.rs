@@ -21,7 +21,12 @@ fn dist() -> &'static PathBuf {
         let out = scratch().join("dist");
         let _ = std::fs::remove_dir_all(scratch());
         let result = build(&out, &["--modules", "extensions/modules.txt"]);
-        assert!(result.status.success(), "dlstatic build --modules failed:\n{}\n{}", String::from_utf8_lossy(&result.stdout), stderr(&result));
+        assert!(
+            result.status.success(),
+            "dlstatic build --modules failed:\n{}\n{}",
+            String::from_utf8_lossy(&result.stdout),
+            stderr(&result)
+        );
         out
     })
 }
@@ -43,16 +48,37 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 fn default_modules_are_linked_in_and_their_speedups_are_used() {
     let dist = dist();
     let manifest = dlstatic::verify::read_manifest(dist).unwrap();
-    let third_party: Vec<&str> = manifest.modules.iter().filter(|m| m.package != "stdlib").map(|m| m.name.as_str()).collect();
-    for expected in ["markupsafe._speedups", "simplejson._speedups", "msgpack._cmsgpack", "yaml._yaml", "ujson"] {
-        assert!(third_party.contains(&expected), "{expected} not linked: {third_party:?}");
+    let third_party: Vec<&str> = manifest
+        .modules
+        .iter()
+        .filter(|m| m.package != "stdlib")
+        .map(|m| m.name.as_str())
+        .collect();
+    for expected in [
+        "markupsafe._speedups",
+        "simplejson._speedups",
+        "msgpack._cmsgpack",
+        "yaml._yaml",
+        "ujson",
+    ] {
+        assert!(
+            third_party.contains(&expected),
+            "{expected} not linked: {third_party:?}"
+        );
     }
-    assert_eq!(manifest.smoke_tests.len(), 6, "{:?}", manifest.smoke_tests.keys());
+    assert_eq!(
+        manifest.smoke_tests.len(),
+        6,
+        "{:?}",
+        manifest.smoke_tests.keys()
+    );
     // build ran verify (imports, dlsym of every export, smoke tests) in an empty root; again here
     dlstatic::verify::verify(dist, &manifest).unwrap();
 
     let site = dist.join("lib/python3.11/site-packages");
-    let stub = std::fs::read_to_string(site.join("markupsafe/_speedups.cpython-311-x86_64-linux-gnu.so")).unwrap();
+    let stub =
+        std::fs::read_to_string(site.join("markupsafe/_speedups.cpython-311-x86_64-linux-gnu.so"))
+            .unwrap();
     assert_eq!(stub.trim().len(), 32, "the installed .so is a stub");
 
     let out = dlstatic::verify::chroot_command(dist)
@@ -71,19 +97,30 @@ fn default_modules_are_linked_in_and_their_speedups_are_used() {
 #[test]
 fn audit_explains_the_two_speedups_modules() {
     let dist = dist();
-    let audit: serde_json::Value = serde_json::from_slice(&std::fs::read(dist.with_extension("km").join("audit.json")).unwrap()).unwrap();
+    let audit: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dist.with_extension("km").join("audit.json")).unwrap(),
+    )
+    .unwrap();
     let findings = audit["findings"].as_array().unwrap();
     let basename = findings
         .iter()
-        .find(|f| f["kind"] == "duplicate-basename" && f["modules"][0] == "_speedups.cpython-311-x86_64-linux-gnu.so")
+        .find(|f| {
+            f["kind"] == "duplicate-basename"
+                && f["modules"][0] == "_speedups.cpython-311-x86_64-linux-gnu.so"
+        })
         .unwrap_or_else(|| panic!("no duplicate-basename finding for _speedups: {audit:#}"));
     assert_eq!(basename["severity"], "info");
     let init = findings
         .iter()
         .find(|f| f["kind"] == "duplicate-definition" && f["symbols"][0] == "PyInit__speedups")
-        .unwrap_or_else(|| panic!("no duplicate-definition finding for PyInit__speedups: {audit:#}"));
+        .unwrap_or_else(|| {
+            panic!("no duplicate-definition finding for PyInit__speedups: {audit:#}")
+        });
     assert!(init["message"].as_str().unwrap().contains("renamed"));
-    assert!(findings.iter().all(|f| f["severity"] != "error"), "{audit:#}");
+    assert!(
+        findings.iter().all(|f| f["severity"] != "error"),
+        "{audit:#}"
+    );
 }
 
 /// A modules file (and files next to it) that must make the build fail cleanly.
@@ -101,17 +138,26 @@ fn assert_fails_cleanly(modules_text: &str, extra_files: &[(&str, &str)], needle
 
 #[test]
 fn unknown_modules_syntax_is_refused_with_file_and_line() {
-    assert_fails_cleanly("markupsafe==3.0.2\nthis line is not a requirement\n", &[], &["modules.txt:2", "this line is not a requirement"]);
+    assert_fails_cleanly(
+        "markupsafe==3.0.2\nthis line is not a requirement\n",
+        &[],
+        &["modules.txt:2", "this line is not a requirement"],
+    );
 }
 
 #[test]
 fn a_package_that_fails_to_build_is_named_with_backend_and_log() {
     dist(); // the CPython cache exists
     let setup = "from setuptools import setup, Extension\nsetup(name='broken', version='0.1', ext_modules=[Extension('broken', ['broken.c'])])\n";
-    let pyproject = "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n";
+    let pyproject =
+        "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n";
     assert_fails_cleanly(
         "./broken\n",
-        &[("broken/setup.py", setup), ("broken/pyproject.toml", pyproject), ("broken/broken.c", "this is not C;\n")],
+        &[
+            ("broken/setup.py", setup),
+            ("broken/pyproject.toml", pyproject),
+            ("broken/broken.c", "this is not C;\n"),
+        ],
         &["package broken 0.1", "setuptools.build_meta", "broken.log"],
     );
 }
@@ -121,10 +167,18 @@ fn pip_freeze_output_is_a_modules_file() {
     let dist = dist();
     // what `pip freeze` says of the packages the default build installed
     let km = dist.with_extension("km").join("packages");
-    let freeze = Command::new(km.join("venv/bin/pip")).args(["freeze", "--path"]).arg(km.join("site")).output().unwrap();
+    let freeze = Command::new(km.join("venv/bin/pip"))
+        .args(["freeze", "--path"])
+        .arg(km.join("site"))
+        .output()
+        .unwrap();
     assert!(freeze.status.success(), "{}", stderr(&freeze));
     let text = String::from_utf8(freeze.stdout).unwrap();
-    assert!(text.lines().any(|l| l.eq_ignore_ascii_case("markupsafe==3.0.2")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.eq_ignore_ascii_case("markupsafe==3.0.2")),
+        "{text}"
+    );
     let modules = scratch().join("freeze.txt");
     std::fs::write(&modules, &text).unwrap();
 
@@ -134,35 +188,74 @@ fn pip_freeze_output_is_a_modules_file() {
     assert!(result.status.success(), "{log}");
     // the default build built each of these packages already: another modules file
     // naming them reuses those builds from the package cache
-    let built_again: Vec<&str> = log.lines().filter(|l| l.starts_with("dlstatic: build ") && l.ends_with(" …")).collect();
-    assert!(built_again.is_empty(), "built again instead of reused: {built_again:?}");
-    assert!(log.lines().any(|l| l.to_lowercase().starts_with("dlstatic: build markupsafe 3.0.2") && l.contains("reused from")), "{log}");
+    let built_again: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("dlstatic: build ") && l.ends_with(" …"))
+        .collect();
+    assert!(
+        built_again.is_empty(),
+        "built again instead of reused: {built_again:?}"
+    );
+    assert!(
+        log.lines().any(|l| l
+            .to_lowercase()
+            .starts_with("dlstatic: build markupsafe 3.0.2")
+            && l.contains("reused from")),
+        "{log}"
+    );
     let names = |dir: &Path| -> Vec<String> {
         let manifest = dlstatic::verify::read_manifest(dir).unwrap();
-        let mut names: Vec<String> = manifest.modules.into_iter().filter(|m| m.package != "stdlib").map(|m| m.name).collect();
+        let mut names: Vec<String> = manifest
+            .modules
+            .into_iter()
+            .filter(|m| m.package != "stdlib")
+            .map(|m| m.name)
+            .collect();
         names.sort();
         names
     };
-    assert_eq!(names(&out), names(dist), "the same extension modules from the frozen set");
+    assert_eq!(
+        names(&out),
+        names(dist),
+        "the same extension modules from the frozen set"
+    );
 }
 
 #[test]
 fn rust_maturin_cmake_and_ctypes_library_packages_link_and_work() {
     dist(); // the CPython cache exists
     let out = scratch().join("dist-backends");
-    let trees = ["tests/packages/skb_demo", "tests/packages/ctypes_demo"].map(|tree| Path::new(env!("CARGO_MANIFEST_DIR")).join(tree));
+    let trees = ["tests/packages/skb_demo", "tests/packages/ctypes_demo"]
+        .map(|tree| Path::new(env!("CARGO_MANIFEST_DIR")).join(tree));
     let before = trees.each_ref().map(|tree| files_below(tree));
     let result = build(&out, &["--modules", "tests/packages/backends.txt"]);
-    assert!(result.status.success(), "{}\n{}", String::from_utf8_lossy(&result.stdout), stderr(&result));
+    assert!(
+        result.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&result.stdout),
+        stderr(&result)
+    );
     // pip resolved and built copies: nothing was written into the local trees
     assert_eq!(trees.each_ref().map(|tree| files_below(tree)), before);
     let manifest = dlstatic::verify::read_manifest(&out).unwrap();
-    let backend_of = |name: &str| manifest.modules.iter().find(|m| m.name == name).map(|m| m.backend.clone());
+    let backend_of = |name: &str| {
+        manifest
+            .modules
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.backend.clone())
+    };
     assert_eq!(backend_of("rpds.rpds").as_deref(), Some("maturin"));
     // CMake rewrote the installed file: matched to its link by name, served by its stub
-    assert_eq!(backend_of("skb_demo._core").as_deref(), Some("scikit_build_core.build"));
+    assert_eq!(
+        backend_of("skb_demo._core").as_deref(),
+        Some("scikit_build_core.build")
+    );
     // a bundled C library the package opens with ctypes.CDLL(path) is linked and served too
-    assert_eq!(backend_of("ctypes_demo.libdemo").as_deref(), Some("setuptools.build_meta"));
+    assert_eq!(
+        backend_of("ctypes_demo.libdemo").as_deref(),
+        Some("setuptools.build_meta")
+    );
     assert_eq!(manifest.smoke_tests.len(), 3);
     let verify = String::from_utf8_lossy(&result.stdout).into_owned();
     assert!(verify.contains("0 failed"), "{verify}");

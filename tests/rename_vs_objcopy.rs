@@ -47,8 +47,19 @@ fn compile(dir: &Path, compiler: &str, source: &str, file: &str, flags: &[&str])
     let src = dir.join(file);
     std::fs::write(&src, source).unwrap();
     let obj = dir.join(format!("{file}.o"));
-    let out = Command::new(compiler).args(flags).arg("-c").arg(&src).arg("-o").arg(&obj).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(compiler)
+        .args(flags)
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(obj).unwrap()
 }
 
@@ -59,16 +70,28 @@ fn renames_for(bytes: &[u8]) -> HashMap<String, String> {
         .globals
         .iter()
         .filter(|s| s.defined)
-        .map(|s| (s.name.clone(), format!("{}_0123456789abcdef0123456789abcdef_km", s.name)))
+        .map(|s| {
+            (
+                s.name.clone(),
+                format!("{}_0123456789abcdef0123456789abcdef_km", s.name),
+            )
+        })
         .collect()
 }
 
 fn readelf(path: &Path) -> String {
-    let out = Command::new("readelf").args(["--syms", "--relocs", "--section-groups", "-W"]).arg(path).output().unwrap();
+    let out = Command::new("readelf")
+        .args(["--syms", "--relocs", "--section-groups", "-W"])
+        .arg(path)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     // file offsets of sections are layout, not meaning: objcopy lays the file out anew
     let text = String::from_utf8(out.stdout).unwrap();
-    regex::Regex::new(r"at offset 0x[0-9a-f]+").unwrap().replace_all(&text, "at offset _").into_owned()
+    regex::Regex::new(r"at offset 0x[0-9a-f]+")
+        .unwrap()
+        .replace_all(&text, "at offset _")
+        .into_owned()
 }
 
 fn assert_same_object(ours: &[u8], reference: &[u8]) {
@@ -83,8 +106,20 @@ fn assert_same_object(ours: &[u8], reference: &[u8]) {
         let (ex, ey) = (x.elf_symbol(), y.elf_symbol());
         let e = Endianness::Little;
         assert_eq!(
-            (ex.st_info(), ex.st_other(), ex.st_shndx(e), ex.st_value(e), ex.st_size(e)),
-            (ey.st_info(), ey.st_other(), ey.st_shndx(e), ey.st_value(e), ey.st_size(e)),
+            (
+                ex.st_info(),
+                ex.st_other(),
+                ex.st_shndx(e),
+                ex.st_value(e),
+                ex.st_size(e)
+            ),
+            (
+                ey.st_info(),
+                ey.st_other(),
+                ey.st_shndx(e),
+                ey.st_value(e),
+                ey.st_size(e)
+            ),
             "symbol {}",
             x.name().unwrap()
         );
@@ -99,24 +134,49 @@ fn assert_same_object(ours: &[u8], reference: &[u8]) {
         let (hx, hy) = (x.elf_section_header(), y.elf_section_header());
         let e = Endianness::Little;
         assert_eq!(
-            (hx.sh_type(e), hx.sh_flags(e), hx.sh_link(e), hx.sh_info(e), hx.sh_addralign(e), hx.sh_entsize(e)),
-            (hy.sh_type(e), hy.sh_flags(e), hy.sh_link(e), hy.sh_info(e), hy.sh_addralign(e), hy.sh_entsize(e)),
+            (
+                hx.sh_type(e),
+                hx.sh_flags(e),
+                hx.sh_link(e),
+                hx.sh_info(e),
+                hx.sh_addralign(e),
+                hx.sh_entsize(e)
+            ),
+            (
+                hy.sh_type(e),
+                hy.sh_flags(e),
+                hy.sh_link(e),
+                hy.sh_info(e),
+                hy.sh_addralign(e),
+                hy.sh_entsize(e)
+            ),
             "section header {name}"
         );
         // objcopy rebuilds the string tables (and .shstrtab, in another order); names are compared above
         if !matches!(name, ".strtab" | ".symtab" | ".shstrtab") {
             assert_eq!(x.data().unwrap(), y.data().unwrap(), "contents of {name}");
         }
-        let relocs_a: Vec<_> = x.relocations().map(|(off, r)| (off, r.flags(), r.addend(), reloc_target(&a, &r))).collect();
-        let relocs_b: Vec<_> = y.relocations().map(|(off, r)| (off, r.flags(), r.addend(), reloc_target(&b, &r))).collect();
+        let relocs_a: Vec<_> = x
+            .relocations()
+            .map(|(off, r)| (off, r.flags(), r.addend(), reloc_target(&a, &r)))
+            .collect();
+        let relocs_b: Vec<_> = y
+            .relocations()
+            .map(|(off, r)| (off, r.flags(), r.addend(), reloc_target(&b, &r)))
+            .collect();
         assert_eq!(relocs_a, relocs_b, "relocations of {name}");
     }
-    assert_eq!(a.elf_header().e_shnum(Endianness::Little), b.elf_header().e_shnum(Endianness::Little));
+    assert_eq!(
+        a.elf_header().e_shnum(Endianness::Little),
+        b.elf_header().e_shnum(Endianness::Little)
+    );
 }
 
 fn reloc_target(file: &ElfFile64<Endianness>, r: &object::Relocation) -> String {
     match r.target() {
-        object::RelocationTarget::Symbol(i) => file.symbol_by_index(i).unwrap().name().unwrap().to_string(),
+        object::RelocationTarget::Symbol(i) => {
+            file.symbol_by_index(i).unwrap().name().unwrap().to_string()
+        }
         other => format!("{other:?}"),
     }
 }
@@ -126,7 +186,10 @@ fn check_against_objcopy(bytes: &[u8], what: &str) {
     let renames = renames_for(bytes);
     assert!(!renames.is_empty(), "{what}: nothing to rename");
     let (ours, changed) = dlstatic::mangle::rename_symbols(bytes.to_vec(), &renames).unwrap();
-    assert!(changed >= renames.len(), "{what}: every defined global renamed at least once");
+    assert!(
+        changed >= renames.len(),
+        "{what}: every defined global renamed at least once"
+    );
 
     let input = dir.path().join("in.o");
     let map = dir.path().join("map");
@@ -135,38 +198,75 @@ fn check_against_objcopy(bytes: &[u8], what: &str) {
     std::fs::write(&input, bytes).unwrap();
     std::fs::write(&map, dlstatic::mangle::symmap_text(&renames)).unwrap();
     std::fs::write(&ours_path, &ours).unwrap();
-    let out = Command::new("objcopy").arg(format!("--redefine-syms={}", map.display())).arg(&input).arg(&reference).output().unwrap();
-    assert!(out.status.success(), "objcopy: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("objcopy")
+        .arg(format!("--redefine-syms={}", map.display()))
+        .arg(&input)
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "objcopy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     assert_same_object(&ours, &std::fs::read(&reference).unwrap());
-    assert_eq!(readelf(&ours_path), readelf(&reference), "{what}: readelf differs");
+    assert_eq!(
+        readelf(&ours_path),
+        readelf(&reference),
+        "{what}: readelf differs"
+    );
     // names the module leaves to others are untouched
-    assert!(readelf(&ours_path).contains(" printf") || what.contains("C++"), "{what}: external reference kept");
+    assert!(
+        readelf(&ours_path).contains(" printf") || what.contains("C++"),
+        "{what}: external reference kept"
+    );
 }
 
 #[test]
 fn c_object_with_every_kind_of_global() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = compile(dir.path(), "cc", C_SOURCE, "kinds.c", &["-O2", "-fPIC", "-fcommon"]);
+    let obj = compile(
+        dir.path(),
+        "cc",
+        C_SOURCE,
+        "kinds.c",
+        &["-O2", "-fPIC", "-fcommon"],
+    );
     check_against_objcopy(&obj, "C");
 }
 
 #[test]
 fn gxx_object_with_comdat_groups() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = compile(dir.path(), "c++", CXX_SOURCE, "comdat.cc", &["-O1", "-fPIC"]);
+    let obj = compile(
+        dir.path(),
+        "c++",
+        CXX_SOURCE,
+        "comdat.cc",
+        &["-O1", "-fPIC"],
+    );
     let text = {
         std::fs::write(dir.path().join("x.o"), &obj).unwrap();
         readelf(&dir.path().join("x.o"))
     };
-    assert!(text.contains("COMDAT group"), "the C++ object has COMDAT groups to test");
+    assert!(
+        text.contains("COMDAT group"),
+        "the C++ object has COMDAT groups to test"
+    );
     check_against_objcopy(&obj, "C++");
 }
 
 #[test]
 fn g3_object_with_macro_debug_info() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = compile(dir.path(), "cc", C_SOURCE, "debug.c", &["-g3", "-O0", "-fPIC"]);
+    let obj = compile(
+        dir.path(),
+        "cc",
+        C_SOURCE,
+        "debug.c",
+        &["-g3", "-O0", "-fPIC"],
+    );
     check_against_objcopy(&obj, "C -g3");
 }
 
@@ -180,7 +280,8 @@ fn objects_without_symbols_to_rename_are_copied_unchanged() {
 
 #[test]
 fn foreign_objects_are_refused_with_a_reason() {
-    let err = dlstatic::mangle::rename_symbols(b"not an object at all".to_vec(), &HashMap::new()).unwrap_err();
+    let err = dlstatic::mangle::rename_symbols(b"not an object at all".to_vec(), &HashMap::new())
+        .unwrap_err();
     assert!(err.to_string().contains("not an ELF file"), "{err}");
     let mut elf32 = b"\x7fELF\x01\x01\x01".to_vec();
     elf32.resize(64, 0);

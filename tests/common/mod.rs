@@ -7,7 +7,13 @@ pub const DLSTATIC: &str = env!("CARGO_BIN_EXE_dlstatic");
 
 /// `dlstatic build --out OUT EXTRA…`, run from the repository root.
 pub fn build(out: &Path, extra: &[&str]) -> Output {
-    Command::new(DLSTATIC).args(["build", "--out"]).arg(out).args(extra).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+    Command::new(DLSTATIC)
+        .args(["build", "--out"])
+        .arg(out)
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -27,8 +33,15 @@ pub fn assert_build_fails_cleanly(args: &[&str], needles: &[&str]) {
     let errors: Vec<&str> = text.lines().filter(|l| l.contains("error:")).collect();
     assert_eq!(errors.len(), 1, "one error line:\n{text}");
     for needle in needles {
-        assert!(errors[0].contains(needle), "error lacks {needle:?}: {}", errors[0]);
+        assert!(
+            errors[0].contains(needle),
+            "error lacks {needle:?}: {}",
+            errors[0]
+        );
     }
-    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left, ["marker"], "OUT untouched");
 }
