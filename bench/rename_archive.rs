@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 
-use dlstatic::analyze::{self, Module};
-use dlstatic::db::CaptureDb;
-use dlstatic::{link, mangle};
+use dlstatic::capture::db::CaptureDb;
+use dlstatic::elf::rename as mangle;
+use dlstatic::link;
+use dlstatic::plan::analyze::{self, Module};
 
 fn main() {
     if let Err(error) = run() {

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use crate::audit::{self, Severity};
-use crate::build::{self, BuildOptions};
-use crate::capture::{self, Driver};
+use crate::capture;
 use crate::link::{self, LinkOptions};
-use crate::verify;
+use crate::python::build::{self, BuildOptions};
+use crate::python::verify;
+use crate::toolchain::Driver;
 
 #[derive(Parser)]
 #[command(

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use crate::analyze::Module;
 use crate::elf::SymbolKind;
+use crate::plan::analyze::Module;
 
 const TEMPLATE: &str = include_str!("../templates/symbols.c.hbs");
 

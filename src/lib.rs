@@ -1,33 +1,25 @@
 //! dlstatic: Python (or any dlopen-based program) with its compiled extension
 //! modules as one statically linked executable.
 //!
-//! The pipeline, one module per stage:
-//! capture (compiler wrapper → capture db) → analyze → resolve → mangle → archive →
-//! codegen → link (static executable with the runtime shim that answers dlopen from a
-//! registry). audit reports on the same analysis without linking.
-//! For Python: cpython (build under capture) → link → payload → verify, driven by build.
+//! The pipeline, in the order data flows (docs/architecture.md draws it):
+//! capture (compiler wrapper → capture db) → plan (select records → analyze → system
+//! libraries → resolution: one `Plan`) → link (rename → archive → codegen → two linker
+//! passes, executing the Plan); audit reports on the same Plan without linking.
+//! For Python: python::build drives cpython → packages → plan → link → payload → verify.
 
 pub mod cli;
 
-pub mod analyze;
-pub mod archive;
-pub mod audit;
-pub mod capture;
-pub mod codegen;
-pub mod compiler_args;
-pub mod db;
-pub mod elf;
 pub mod fsutil;
-pub mod libs;
-pub mod link;
-pub mod mangle;
 pub mod progress;
-pub mod resolve;
 pub mod toolchain;
 
-pub mod build;
-pub mod cpython;
-pub mod modules_txt;
-pub mod packages;
-pub mod payload;
-pub mod verify;
+pub mod capture;
+pub mod elf;
+pub mod plan;
+
+pub mod codegen;
+pub mod link;
+
+pub mod audit;
+
+pub mod python;

@@ -15,14 +15,16 @@ use anyhow::{Context, Result, bail};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use crate::analyze::{self, MODULE_FORMAT, Module};
-use crate::capture::Driver;
+use crate::capture::db::{CaptureDb, LinkRecord};
 use crate::codegen::{self, Table, TableSymbol};
-use crate::db::{CaptureDb, LinkRecord};
 use crate::elf::{self, SymbolKind};
+use crate::elf::{archive, rename as mangle};
 use crate::fsutil::{write_atomic, write_atomic_with};
-use crate::resolve::{self, ProgramSymbols};
-use crate::{archive, libs, mangle, progress, toolchain};
+use crate::plan::analyze::{self, MODULE_FORMAT, Module};
+use crate::plan::resolve::{self, ProgramSymbols};
+use crate::plan::system_libs as libs;
+use crate::toolchain::Driver;
+use crate::{progress, toolchain};
 
 const RUNTIME_C: &str = include_str!("../runtime/dlstatic.c");
 const RUNTIME_H: &str = include_str!("../runtime/dlstatic.h");

@@ -8,7 +8,36 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::capture::Driver;
+/// Which compiler driver: C or C++ (a C++ link needs libstdc++ at the final link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    C,
+    Cxx,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::C => "cc",
+            Driver::Cxx => "c++",
+        }
+    }
+
+    /// The real compiler command, e.g. `["ccache", "gcc"]`.
+    pub fn real_command(self) -> Vec<String> {
+        let (var, default) = match self {
+            Driver::C => ("DLSTATIC_REAL_CC", "cc"),
+            Driver::Cxx => ("DLSTATIC_REAL_CXX", "c++"),
+        };
+        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+        value
+            .as_deref()
+            .unwrap_or(default)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+}
 
 /// `cc` (the crate) locates the compiler and its target flags; the output name is ours.
 pub fn compile_c(source: &Path, object: &Path, include_dir: &Path) -> Result<()> {

@@ -140,11 +140,11 @@ fn concurrent_wrappers_do_not_corrupt_the_db() {
         &["capture", "--db", "db", "--", "sh", "-c", &script],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let db = dlstatic::db::CaptureDb::open_existing(&dir.path().join("db")).unwrap();
+    let db = dlstatic::capture::db::CaptureDb::open_existing(&dir.path().join("db")).unwrap();
     let records = db.records().unwrap();
     assert_eq!(records.len(), 12);
     for record in records {
-        let dlstatic::db::LinkInput::Object { md5, .. } = &record.inputs[0] else {
+        let dlstatic::capture::db::LinkInput::Object { md5, .. } = &record.inputs[0] else {
             panic!("object input expected")
         };
         let bytes = db.read_object(md5).unwrap();

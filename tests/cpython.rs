@@ -100,7 +100,7 @@ fn unreadable_by_others(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn in_empty_root(root: &Path, code: &str) -> Output {
-    dlstatic::verify::chroot_command(root)
+    dlstatic::python::verify::chroot_command(root)
         .args(["/bin/python3", "-c", code])
         .output()
         .unwrap()
@@ -143,7 +143,7 @@ fn static_interpreter_passes_verify_and_runs_in_an_empty_root() {
     ));
     assert_eq!(audit["totals"]["modules"].as_u64(), Some(77));
 
-    let manifest = dlstatic::verify::read_manifest(&dist).unwrap();
+    let manifest = dlstatic::python::verify::read_manifest(&dist).unwrap();
     let skipped: Vec<&str> = manifest
         .skipped
         .iter()
@@ -159,7 +159,7 @@ fn static_interpreter_passes_verify_and_runs_in_an_empty_root() {
         "{} modules",
         manifest.modules.len()
     );
-    let results = dlstatic::verify::verify(&dist, &manifest).unwrap();
+    let results = dlstatic::python::verify::verify(&dist, &manifest).unwrap();
     assert!(results.iter().all(|r| r.ok));
 
     // stubs instead of .so files: lib-dynload stays small
@@ -338,7 +338,7 @@ fn cpython_test_suite_matches_the_dynamic_build() {
     let out = scratch().join("dist-full");
     let result = build(&out, &["--full-stdlib"]);
     assert!(result.status.success(), "{}", stderr(&result));
-    let dynamic = dlstatic::verify::read_manifest(&out)
+    let dynamic = dlstatic::python::verify::read_manifest(&out)
         .unwrap()
         .dynamic_python;
     let compare = Command::new("python3")

@@ -29,7 +29,7 @@ fn numpy_from_sdist_works_and_matches_the_dynamic_build() {
     assert!(result.status.success(), "{report}\n{}", stderr(&result));
 
     // verify imported every numpy module and ran smoke/numpy.py (inv, default_rng, fft)
-    let manifest = dlstatic::verify::read_manifest(&out).unwrap();
+    let manifest = dlstatic::python::verify::read_manifest(&out).unwrap();
     let numpy_modules: Vec<_> = manifest
         .modules
         .iter()

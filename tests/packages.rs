@@ -47,7 +47,7 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn default_modules_are_linked_in_and_their_speedups_are_used() {
     let dist = dist();
-    let manifest = dlstatic::verify::read_manifest(dist).unwrap();
+    let manifest = dlstatic::python::verify::read_manifest(dist).unwrap();
     let third_party: Vec<&str> = manifest
         .modules
         .iter()
@@ -73,7 +73,7 @@ fn default_modules_are_linked_in_and_their_speedups_are_used() {
         manifest.smoke_tests.keys()
     );
     // build ran verify (imports, dlsym of every export, smoke tests) in an empty root; again here
-    dlstatic::verify::verify(dist, &manifest).unwrap();
+    dlstatic::python::verify::verify(dist, &manifest).unwrap();
 
     let site = dist.join("lib/python3.11/site-packages");
     let stub =
@@ -81,7 +81,7 @@ fn default_modules_are_linked_in_and_their_speedups_are_used() {
             .unwrap();
     assert_eq!(stub.trim().len(), 32, "the installed .so is a stub");
 
-    let out = dlstatic::verify::chroot_command(dist)
+    let out = dlstatic::python::verify::chroot_command(dist)
         .args(["/bin/python3", "-c", "import markupsafe, simplejson, msgpack, yaml, ujson, requests\n\
             print(markupsafe._escape_inner.__module__, simplejson._speedups.__name__, yaml.CLoader.__module__, msgpack.Packer.__module__)"])
         .output()
@@ -204,7 +204,7 @@ fn pip_freeze_output_is_a_modules_file() {
         "{log}"
     );
     let names = |dir: &Path| -> Vec<String> {
-        let manifest = dlstatic::verify::read_manifest(dir).unwrap();
+        let manifest = dlstatic::python::verify::read_manifest(dir).unwrap();
         let mut names: Vec<String> = manifest
             .modules
             .into_iter()
@@ -237,7 +237,7 @@ fn rust_maturin_cmake_and_ctypes_library_packages_link_and_work() {
     );
     // pip resolved and built copies: nothing was written into the local trees
     assert_eq!(trees.each_ref().map(|tree| files_below(tree)), before);
-    let manifest = dlstatic::verify::read_manifest(&out).unwrap();
+    let manifest = dlstatic::python::verify::read_manifest(&out).unwrap();
     let backend_of = |name: &str| {
         manifest
             .modules

@@ -185,7 +185,7 @@ fn check_against_objcopy(bytes: &[u8], what: &str) {
     let dir = tempfile::tempdir().unwrap();
     let renames = renames_for(bytes);
     assert!(!renames.is_empty(), "{what}: nothing to rename");
-    let (ours, changed) = dlstatic::mangle::rename_symbols(bytes.to_vec(), &renames).unwrap();
+    let (ours, changed) = dlstatic::elf::rename::rename_symbols(bytes.to_vec(), &renames).unwrap();
     assert!(
         changed >= renames.len(),
         "{what}: every defined global renamed at least once"
@@ -196,7 +196,7 @@ fn check_against_objcopy(bytes: &[u8], what: &str) {
     let reference = dir.path().join("ref.o");
     let ours_path = dir.path().join("ours.o");
     std::fs::write(&input, bytes).unwrap();
-    std::fs::write(&map, dlstatic::mangle::symmap_text(&renames)).unwrap();
+    std::fs::write(&map, dlstatic::elf::rename::symmap_text(&renames)).unwrap();
     std::fs::write(&ours_path, &ours).unwrap();
     let out = Command::new("objcopy")
         .arg(format!("--redefine-syms={}", map.display()))
@@ -274,17 +274,19 @@ fn g3_object_with_macro_debug_info() {
 fn objects_without_symbols_to_rename_are_copied_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let obj = compile(dir.path(), "cc", "static int x;\n", "empty.c", &["-O2"]);
-    let (out, changed) = dlstatic::mangle::rename_symbols(obj.clone(), &renames_for(&obj)).unwrap();
+    let (out, changed) =
+        dlstatic::elf::rename::rename_symbols(obj.clone(), &renames_for(&obj)).unwrap();
     assert_eq!((out, changed), (obj, 0));
 }
 
 #[test]
 fn foreign_objects_are_refused_with_a_reason() {
-    let err = dlstatic::mangle::rename_symbols(b"not an object at all".to_vec(), &HashMap::new())
-        .unwrap_err();
+    let err =
+        dlstatic::elf::rename::rename_symbols(b"not an object at all".to_vec(), &HashMap::new())
+            .unwrap_err();
     assert!(err.to_string().contains("not an ELF file"), "{err}");
     let mut elf32 = b"\x7fELF\x01\x01\x01".to_vec();
     elf32.resize(64, 0);
-    let err = dlstatic::mangle::rename_symbols(elf32, &HashMap::new()).unwrap_err();
+    let err = dlstatic::elf::rename::rename_symbols(elf32, &HashMap::new()).unwrap_err();
     assert!(err.to_string().contains("32-bit"), "{err}");
 }

@@ -199,7 +199,7 @@ pub fn source_key(source: &Path) -> Result<String> {
             .with_context(|| format!("{}: cannot read", source.display()))?;
     }
     hasher.consume(CONFIGURE_FLAGS.join(" ").as_bytes());
-    hasher.consume(crate::db::RECORD_VERSION.to_le_bytes());
+    hasher.consume(crate::capture::db::RECORD_VERSION.to_le_bytes());
     Ok(format!("{:x}", hasher.finalize()))
 }
 

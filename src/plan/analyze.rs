@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{CaptureDb, LinkInput, LinkRecord};
+use crate::capture::db::{CaptureDb, LinkInput, LinkRecord};
 use crate::elf::{self, ObjectSummary, SymbolKind};
 use crate::toolchain;
 

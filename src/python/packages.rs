@@ -32,11 +32,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cpython::CpythonBuild;
-use crate::db::CaptureDb;
+use crate::capture::db::CaptureDb;
 use crate::fsutil;
-use crate::modules_txt;
 use crate::progress::Step;
+use crate::python::cpython::CpythonBuild;
+use crate::python::modules_txt;
 
 const SDIST_BACKEND: &str = include_str!("sdist_backend.py");
 
@@ -231,7 +231,7 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<Ins
         build_deps: build_deps.clone(),
         python_tree: python.tree.clone(),
         exe: std::env::current_exe()?,
-        cache: crate::cpython::cache_root().join("packages"),
+        cache: crate::python::cpython::cache_root().join("packages"),
         tree_digests,
         dir: dir.clone(),
     };
@@ -412,7 +412,7 @@ impl Builder {
         };
         let key_text = format!(
             "{PACKAGE_CACHE_FORMAT}\0{}\0{name}\0{version}\0{source}\0{}\0{}\0{}",
-            crate::db::RECORD_VERSION,
+            crate::capture::db::RECORD_VERSION,
             self.index_options.join(" "),
             self.build_deps.join(" "),
             self.python_tree.display()

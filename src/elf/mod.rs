@@ -2,6 +2,9 @@
 //! relocatable object, and the soname and exports of a linked shared object.
 //! Only 64-bit little-endian objects for the machine dlstatic runs on are accepted.
 
+pub mod archive;
+pub mod rename;
+
 use std::sync::LazyLock;
 
 use anyhow::{Result, anyhow, bail};

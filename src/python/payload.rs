@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::Module;
 use crate::fsutil::{self, write_atomic};
+use crate::plan::analyze::Module;
 
 /// Left out unless `--full-stdlib`: the test suite, IDLE, Tk, pip's bootstrap, and the
 /// static libpython (useful only for embedding).

@@ -6,49 +6,23 @@
 //! (pip, meson) delete their build directories, so the objects must be copied while
 //! they exist.
 
+pub mod compiler_args;
+pub mod db;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::compiler_args::{self, CompilerCommand};
-use crate::db::{ArchiveMember, CaptureDb, LinkInput, LinkRecord, RECORD_VERSION};
 use crate::elf::{self, FileKind};
+use crate::toolchain::Driver;
+use compiler_args::CompilerCommand;
+use db::{ArchiveMember, CaptureDb, LinkInput, LinkRecord, RECORD_VERSION};
 
 /// Names under which the dlstatic executable acts as the wrapper without a subcommand.
 pub const LINK_NAME_C: &str = "dlstatic-cc";
 pub const LINK_NAME_CXX: &str = "dlstatic-c++";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    C,
-    Cxx,
-}
-
-impl Driver {
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::C => "cc",
-            Driver::Cxx => "c++",
-        }
-    }
-
-    /// The real compiler command, e.g. `["ccache", "gcc"]`.
-    pub fn real_command(self) -> Vec<String> {
-        let (var, default) = match self {
-            Driver::C => ("DLSTATIC_REAL_CC", "cc"),
-            Driver::Cxx => ("DLSTATIC_REAL_CXX", "c++"),
-        };
-        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
-        value
-            .as_deref()
-            .unwrap_or(default)
-            .split_whitespace()
-            .map(String::from)
-            .collect()
-    }
-}
 
 /// `dlstatic cc|c++ ARGS…`: returns the exit code to leave with.
 pub fn run_wrapper(driver: Driver, args: &[String]) -> Result<i32> {

@@ -12,10 +12,10 @@ use anyhow::Result;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::analyze::{self, Module};
-use crate::db::CaptureDb;
-use crate::libs;
-use crate::resolve::{self, ProgramSymbols};
+use crate::capture::db::CaptureDb;
+use crate::plan::analyze::{self, Module};
+use crate::plan::resolve::{self, ProgramSymbols};
+use crate::plan::system_libs as libs;
 
 /// Bumped when the JSON report changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;

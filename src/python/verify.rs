@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::payload::Manifest;
+use crate::python::payload::Manifest;
 
 const SCRIPT: &str = include_str!("verify_modules.py");
 

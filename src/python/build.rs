@@ -14,15 +14,16 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::audit::{self, Severity};
-use crate::db::{CaptureDb, LinkRecord};
+use crate::capture::db::{CaptureDb, LinkRecord};
 use crate::link::{self, LinkOptions};
-use crate::packages::InstalledPackages;
-use crate::payload::{self, Manifest, PayloadOptions};
 use crate::progress::Timings;
-use crate::{cpython, packages, toolchain, verify};
+use crate::python::packages::InstalledPackages;
+use crate::python::payload::{self, Manifest, PayloadOptions};
+use crate::python::{cpython, packages, verify};
+use crate::toolchain;
 
 /// extensions/skip_builtins.txt as shipped, the default skip list.
-const DEFAULT_SKIP_LIST: &str = include_str!("../extensions/skip_builtins.txt");
+const DEFAULT_SKIP_LIST: &str = include_str!("../../extensions/skip_builtins.txt");
 
 pub struct BuildOptions {
     /// Third-party packages (modules.txt); None: the stdlib only.

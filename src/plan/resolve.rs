@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::analyze::Module;
 use crate::elf;
-use crate::libs;
+use crate::plan::analyze::Module;
+use crate::plan::system_libs as libs;
 use crate::toolchain::find_in_compiler_search_path;
 
 /// Names the static linker defines itself.

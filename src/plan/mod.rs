@@ -1,0 +1,3 @@
+pub mod analyze;
+pub mod resolve;
+pub mod system_libs;
