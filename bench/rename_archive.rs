@@ -40,7 +40,7 @@ fn run() -> Result<()> {
         .try_for_each(|record| -> Result<()> {
             let module = analyze::analyze(&db, record, scratch.path())
                 .with_context(|| record.output.clone())?;
-            let renames = link::module_renames(&module);
+            let renames = module.renames();
             if export {
                 export_module(&db, &module, &mangle::symmap_text(&renames), &out)
             } else {

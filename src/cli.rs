@@ -3,14 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
 
 use crate::audit::{self, Severity};
 use crate::capture;
-use crate::link::{self, LinkOptions};
+use crate::link;
+use crate::plan::{ModuleSummary, Plan, Request, Source};
 use crate::python::build::{self, BuildOptions};
 use crate::python::verify;
 use crate::toolchain::Driver;
+use crate::workdir::LinkWork;
 
 #[derive(Parser)]
 #[command(
@@ -48,68 +51,38 @@ The CPython build is cached in ~/.cache/dlstatic/cpython/<source md5>/ ($DLSTATI
 package from an index or a local tree in ~/.cache/dlstatic/packages/, shared by every OUT.
 Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'"
     )]
-    Build {
-        /// Third-party packages to link in: pip requirement lines (pip freeze output
-        /// works), `-r FILE`, or Kontain's `<name> <version> [<url>] ["<build deps>"]`
-        #[arg(long, value_name = "FILE")]
-        modules: Option<PathBuf>,
-        /// CPython source: an unpacked tree or a .tar.gz/.tar.xz [default: newest
-        /// python3.11_*.orig.tar.* in ~/.cache/dlstatic/src, fetched by `make python-src`]
-        #[arg(long, value_name = "DIR|TARBALL")]
-        python_src: Option<PathBuf>,
-        /// Stdlib modules to leave out, one per line [default: the built-in copy of
-        /// extensions/skip_builtins.txt]
-        #[arg(long, value_name = "FILE")]
-        skip: Option<PathBuf>,
-        /// The payload directory
-        #[arg(long, value_name = "DIR", default_value = "dist")]
-        out: PathBuf,
-        /// Parallel jobs for make
-        #[arg(long, value_name = "N", default_value_t = default_jobs(), value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-        jobs: usize,
-        /// Keep the original .so files in lib-dynload instead of id stubs
-        #[arg(long)]
-        keep_so: bool,
-        /// Keep test/, idlelib, tkinter, turtledemo and ensurepip in the payload
-        #[arg(long)]
-        full_stdlib: bool,
-        /// Do not run `verify` on the result
-        #[arg(long)]
-        no_verify: bool,
-        /// Linker for the final link: bfd, gold, lld or mold (`-fuse-ld=`) [default: the
-        /// compiler's]
-        #[arg(long, value_name = "NAME")]
-        linker: Option<String>,
-        /// An extra argument for the final link, e.g. --link-arg=-Wl,--gc-sections (repeatable)
-        #[arg(long = "link-arg", value_name = "ARG", allow_hyphen_values = true)]
-        link_args: Vec<String>,
-        /// Print the wall time of each stage at the end
-        #[arg(long)]
-        timings: bool,
-    },
+    Build(BuildArgs),
     /// Explain every symbol conflict and everything that blocks or changes a static link
     #[command(
-        after_help = "Findings have a kind, a severity (error, warning, info), the modules and symbols involved\n\
+        after_help = "The audit reports on exactly the link `dlstatic link` would do with the same arguments\n\
+(the same Plan: modules, objects, system libraries down to the archive members pulled).\n\
+Findings have a kind, a severity (error, warning, info), the modules and symbols involved\n\
 and a sentence saying what dlstatic does or what to do. Kinds: duplicate-definition,\n\
 cross-module-reference, ambiguous-reference, unresolved-symbol, missing-static-library,\n\
 duplicate-basename, unlinkable-object, lto-object, constructor, dlopen-call, nss-call.\n\
 --json prints the report as documented in docs/audit.md.\n\
-Exit code: 0 clean, 1 errors (or warnings with --strict), 2 bad usage.\n\
-Example: dlstatic audit --db db host.o"
+Exit code: 0 clean, 1 errors (or warnings with --strict), 2 bad usage or unreadable input.\n\
+Example: dlstatic audit --db db host.o -- -lm"
     )]
     Audit {
-        /// Capture db directory
-        #[arg(long)]
-        db: PathBuf,
-        /// The main program's objects, archives and -l flags (what `link` would get)
-        #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
-        main_inputs: Vec<String>,
+        #[command(flatten)]
+        inputs: LinkInputs,
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
         /// Warnings fail too (exit 1)
         #[arg(long)]
         strict: bool,
+    },
+    /// Print the link plan: which modules, objects, system libraries and archive members
+    /// a link with these arguments takes
+    #[command(after_help = "Example: dlstatic plan --db db --json host.o -- -lm")]
+    Plan {
+        #[command(flatten)]
+        inputs: LinkInputs,
+        /// Print the plan as JSON (the form `OUT.km/plan.json` keeps)
+        #[arg(long)]
+        json: bool,
     },
     /// Run OUT's interpreter in an empty root holding only OUT; import every module and
     /// dlsym every export; print a table, exit 1 on any failure
@@ -135,24 +108,126 @@ Exit code: CMD's. A CC/CXX already set in the environment becomes the real compi
     #[command(
         after_help = "MAIN_INPUTs are passed to the compiler driver as given: objects, archives, -l flags.\n\
 LINKER_ARGS after `--` go last on the link line.\n\
-Work files (per module .km.json, .km.symmap, .km.symbols.c, .km.a, .km.id; link logs) go to OUT.km/.\n\
+Work files (per module .km.json, .km.symmap, .km.symbols.c, .km.a, .km.id; plan.json, link logs\n\
+and map) go to OUT.km/.\n\
 Example: dlstatic link --db db -o host-static host.o -- -lm"
     )]
     Link {
-        /// Capture db directory
-        #[arg(long)]
-        db: PathBuf,
         /// The static executable to write
         #[arg(short = 'o', value_name = "OUT")]
         output: PathBuf,
-        /// Link only captured objects whose path or basename matches GLOB (repeatable)
-        #[arg(long, value_name = "GLOB")]
-        only: Vec<String>,
-        /// Objects, archives and -l flags of the main program, then optionally
-        /// `-- LINKER_ARGS…` for the end of the final link line
-        #[arg(value_name = "MAIN_INPUT", required = true, allow_hyphen_values = true, num_args = 1..)]
-        main_inputs: Vec<String>,
+        #[command(flatten)]
+        inputs: LinkInputs,
     },
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Third-party packages to link in: pip requirement lines (pip freeze output
+    /// works), `-r FILE`, or Kontain's `<name> <version> [<url>] ["<build deps>"]`
+    #[arg(long, value_name = "FILE")]
+    modules: Option<PathBuf>,
+    /// CPython source: an unpacked tree or a .tar.gz/.tar.xz [default: newest
+    /// python3.11_*.orig.tar.* in ~/.cache/dlstatic/src, fetched by `make python-src`]
+    #[arg(long, value_name = "DIR|TARBALL")]
+    python_src: Option<PathBuf>,
+    /// Stdlib modules to leave out, one per line [default: the built-in copy of
+    /// extensions/skip_builtins.txt]
+    #[arg(long, value_name = "FILE")]
+    skip: Option<PathBuf>,
+    /// The payload directory
+    #[arg(long, value_name = "DIR", default_value = "dist")]
+    out: PathBuf,
+    /// Parallel jobs for make
+    #[arg(long, value_name = "N", default_value_t = default_jobs(), value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    jobs: usize,
+    /// Keep the original .so files in lib-dynload instead of id stubs
+    #[arg(long)]
+    keep_so: bool,
+    /// Keep test/, idlelib, tkinter, turtledemo and ensurepip in the payload
+    #[arg(long)]
+    full_stdlib: bool,
+    /// Do not run `verify` on the result
+    #[arg(long)]
+    no_verify: bool,
+    /// Linker for the final link: bfd, gold, lld or mold (`-fuse-ld=`) [default: the
+    /// compiler's]
+    #[arg(long, value_name = "NAME")]
+    linker: Option<String>,
+    /// An extra argument for the final link, e.g. --link-arg=-Wl,--gc-sections (repeatable)
+    #[arg(long = "link-arg", value_name = "ARG", allow_hyphen_values = true)]
+    link_args: Vec<String>,
+    /// Print the wall time of each stage at the end
+    #[arg(long)]
+    timings: bool,
+}
+
+impl From<BuildArgs> for BuildOptions {
+    fn from(a: BuildArgs) -> BuildOptions {
+        BuildOptions {
+            modules: a.modules,
+            python_src: a.python_src,
+            skip: a.skip,
+            out: a.out,
+            jobs: a.jobs,
+            keep_so: a.keep_so,
+            full_stdlib: a.full_stdlib,
+            verify: !a.no_verify,
+            linker: a.linker,
+            link_args: a.link_args,
+            timings: a.timings,
+        }
+    }
+}
+
+/// What `link`, `audit` and `plan` share: the modules and the main program.
+#[derive(Args)]
+struct LinkInputs {
+    /// Capture db directory
+    #[arg(long)]
+    db: PathBuf,
+    /// Take only captured objects whose path or basename matches GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    only: Vec<String>,
+    /// Objects, archives and -l flags of the main program, then optionally
+    /// `-- LINKER_ARGS…` for the end of the final link line
+    #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
+    main_inputs: Vec<String>,
+}
+
+impl LinkInputs {
+    /// The plan for these inputs; `flags` are this command's own switches, which clap
+    /// takes as inputs when they follow one (MAIN_INPUTs may start with '-': `-lm`).
+    fn plan(mut self, work: &LinkWork, flags: &mut [(&str, &mut bool)]) -> Result<Plan> {
+        self.main_inputs
+            .retain(|arg| match flags.iter_mut().find(|(name, _)| name == arg) {
+                Some((_, set)) => {
+                    **set = true;
+                    false
+                }
+                None => true,
+            });
+        let linker_args = match self.main_inputs.iter().position(|a| a == "--") {
+            Some(at) => self.main_inputs.split_off(at).split_off(1),
+            None => Vec::new(),
+        };
+        if self.main_inputs.is_empty() {
+            bail!(
+                "no MAIN_INPUT given before `--` (the main program's objects, archives or -l flags)"
+            );
+        }
+        Plan::build(&Request {
+            sources: vec![Source {
+                db: self.db,
+                ids: None,
+            }],
+            only: self.only,
+            exclude: Vec::new(),
+            main_inputs: self.main_inputs,
+            linker_args,
+            work,
+        })
+    }
 }
 
 /// Runs the command line; returns the process exit code.
@@ -194,77 +269,50 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Build {
-            modules,
-            python_src,
-            skip,
-            out,
-            jobs,
-            keep_so,
-            full_stdlib,
-            no_verify,
-            linker,
-            link_args,
-            timings,
-        } => {
-            let options = BuildOptions {
-                modules,
-                python_src,
-                skip,
-                out,
-                jobs,
-                keep_so,
-                full_stdlib,
-                verify: !no_verify,
-                linker,
-                link_args,
-                timings,
-            };
-            build::build(&options)?;
+        Command::Build(options) => {
+            build::build(&options.into())?;
             Ok(0)
         }
         Command::Audit {
-            db,
-            mut main_inputs,
+            inputs,
             mut json,
             mut strict,
         } => {
-            // MAIN_INPUTs may start with '-' (-lm), so clap takes a later --json as one of them
-            main_inputs.retain(|arg| match arg.as_str() {
-                "--json" => {
-                    json = true;
-                    false
-                }
-                "--strict" => {
-                    strict = true;
-                    false
-                }
-                _ => true,
-            });
-            let report = match audit::audit(&db, &[], &main_inputs, &[], None) {
-                Ok(report) => report,
+            let scratch = tempfile::tempdir()?;
+            let work = LinkWork::at(scratch.path().to_path_buf());
+            let flags = &mut [("--json", &mut json), ("--strict", &mut strict)];
+            let report = match inputs.plan(&work, flags) {
+                Ok(plan) => audit::report(&plan),
                 Err(error) => {
                     eprintln!("dlstatic: error: {error:#}");
                     return Ok(2);
                 }
             };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!(
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&report)?),
+                false => print!(
                     "{}",
                     audit::render_text(&report, audit::stdout_is_terminal())
-                );
+                ),
             }
-            let failing = report.count(Severity::Error)
-                + if strict {
-                    report.count(Severity::Warning)
-                } else {
-                    0
-                };
-            Ok(i32::from(failing > 0))
+            let warnings = if strict {
+                report.count(Severity::Warning)
+            } else {
+                0
+            };
+            Ok(i32::from(report.count(Severity::Error) + warnings > 0))
+        }
+        Command::Plan { inputs, mut json } => {
+            let scratch = tempfile::tempdir()?;
+            let work = LinkWork::at(scratch.path().to_path_buf());
+            let plan = inputs.plan(&work, &mut [("--json", &mut json)])?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&plan.summary())?),
+                false => print!("{}", plan.summary().render_text()),
+            }
+            Ok(0)
         }
         Command::Verify { out } => {
             let manifest = verify::read_manifest(&out)?;
@@ -272,46 +320,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Capture { db, command } => capture::run_capture(&db, &command),
-        Command::Link {
-            db,
-            output,
-            only,
-            mut main_inputs,
-        } => {
-            // clap keeps the `--` among the hyphen-friendly inputs; everything after it is LINKER_ARGS
-            let linker_args = match main_inputs.iter().position(|a| a == "--") {
-                Some(at) => main_inputs.split_off(at).split_off(1),
-                None => Vec::new(),
+        Command::Link { output, inputs } => {
+            let work = LinkWork::beside(&output);
+            work.create()?;
+            let plan = inputs.plan(&work, &mut [])?;
+            let summary = link::link(&plan, &output, &work)?;
+            let summary_of_plan = plan.summary();
+            let sum = |f: fn(&ModuleSummary) -> usize| {
+                summary_of_plan.modules.iter().map(f).sum::<usize>()
             };
-            if main_inputs.is_empty() {
-                anyhow::bail!(
-                    "link: no MAIN_INPUT given before `--` (usage: dlstatic link --db DIR -o OUT MAIN_INPUT… [-- LINKER_ARGS…])"
-                );
-            }
-            let work = link::work_dir(&output);
-            let options = LinkOptions {
-                db,
-                output,
-                work,
-                only,
-                exclude: Vec::new(),
-                extra_dbs: Vec::new(),
-                main_inputs,
-                linker_args,
-            };
-            let summary = link::link(&options)?;
-            let objects: usize = summary.modules.iter().map(|m| m.objects.len()).sum();
-            let renamed: usize = summary.modules.iter().map(|m| m.mangled).sum();
-            let exports: usize = summary.modules.iter().map(|m| m.exports.len()).sum();
             eprintln!(
                 "dlstatic: wrote {} — {} modules ({} reused from {}), {} objects, {} symbols renamed, {} exports registered, {} main-program symbols",
-                options.output.display(),
-                summary.modules.len(),
+                output.display(),
+                plan.modules.len(),
                 summary.reused,
-                link::work_dir(&options.output).display(),
-                objects,
-                renamed,
-                exports,
+                work.dir().display(),
+                sum(|m| m.objects.len()),
+                sum(|m| m.renamed),
+                sum(|m| m.exports),
                 summary.main_symbols
             );
             Ok(0)

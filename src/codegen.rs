@@ -6,6 +6,8 @@
 //! The hash table for dlsym is laid out here, at link time, so the runtime does no
 //! work at start-up.
 
+use std::sync::LazyLock;
+
 use anyhow::{Context, Result};
 use handlebars::Handlebars;
 use serde::Serialize;
@@ -57,10 +59,10 @@ impl Table {
             })
             .collect();
         Table {
-            so_name: module.so_name.clone(),
+            so_name: module.file_name.clone(),
             path: module.path.clone(),
             soname: module.soname.clone(),
-            id: module.md5.clone(),
+            id: module.id.to_string(),
             is_main: false,
             symbols,
             aliases: Vec::new(),
@@ -108,14 +110,24 @@ fn c_escape(text: &str) -> String {
     out
 }
 
+/// The template registry, built once per process: C, not HTML (no escaping), strict
+/// (a missing field is an error), with `{{c …}}` for C string literals.
+fn registry() -> Result<&'static Handlebars<'static>> {
+    static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        handlebars::handlebars_helper!(c: |s: str| c_escape(s));
+        hb.register_helper("c", Box::new(c));
+        hb.register_template_string("symbols", TEMPLATE)
+            .map_err(|e| format!("templates/symbols.c.hbs: {e}"))?;
+        Ok(hb)
+    });
+    REGISTRY.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 pub fn render(table: &Table) -> Result<String> {
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
-    handlebars::handlebars_helper!(c: |s: str| c_escape(s));
-    hb.register_helper("c", Box::new(c));
-    hb.register_template_string("symbols", TEMPLATE)
-        .context("templates/symbols.c.hbs")?;
+    let hb = registry()?;
 
     let buckets = layout_buckets(&table.symbols);
     let mut data = serde_json::to_value(table)?;

@@ -10,8 +10,11 @@
 pub mod cli;
 
 pub mod fsutil;
+pub mod module_id;
+pub mod process;
 pub mod progress;
 pub mod toolchain;
+pub mod workdir;
 
 pub mod capture;
 pub mod elf;

@@ -8,10 +8,14 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::process;
+
 /// Which compiler driver: C or C++ (a C++ link needs libstdc++ at the final link).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Driver {
+    #[serde(rename = "cc")]
     C,
+    #[serde(rename = "c++")]
     Cxx,
 }
 
@@ -62,8 +66,9 @@ pub fn compile_c(source: &Path, object: &Path, include_dir: &Path) -> Result<()>
         .map_err(|e| anyhow!("cannot find a C compiler: {e}"))?;
     let mut command = tool.to_command();
     command.arg("-c").arg(source).arg("-o").arg(object);
-    run_quiet(&mut command)
-        .with_context(|| format!("{}: compiling generated C failed", source.display()))
+    process::run_captured(&mut command)
+        .with_context(|| format!("{}: compiling generated C failed", source.display()))?;
+    Ok(())
 }
 
 /// GCC LTO IR -> one ordinary relocatable object (`gcc -r -flto -flinker-output=nolto-rel`).
@@ -82,65 +87,36 @@ pub fn lto_to_regular_object(bytes: &[u8], scratch: &Path) -> Result<Vec<u8>> {
         "-o",
     ]);
     command.arg(&output).arg(&input);
-    run_quiet(&mut command)?;
+    process::run_captured(&mut command)?;
     Ok(std::fs::read(&output)?)
 }
 
-/// Run a command; on failure the error carries its first stderr lines.
-fn run_quiet(command: &mut Command) -> Result<()> {
-    let out = command
-        .output()
-        .with_context(|| format!("cannot run {:?}", command.get_program()))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let first: Vec<&str> = stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .take(3)
-            .collect();
-        bail!("{}", first.join(" | "));
-    }
-    Ok(())
-}
-
 /// Run the final link, writing all of its output to `log`. On failure the error names
-/// the first `error`/`undefined reference` line and the log.
+/// the linker's own complaint and the log.
 pub fn link(driver: Driver, args: &[String], log: &Path) -> Result<()> {
     let real = driver.real_command();
-    let out = Command::new(&real[0])
-        .args(&real[1..])
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run the linker driver `{}`", real.join(" ")))?;
-    let mut text = format!("$ {} {}\n", real.join(" "), args.join(" ")).into_bytes();
-    text.extend_from_slice(&out.stdout);
-    text.extend_from_slice(&out.stderr);
-    std::fs::write(log, &text).with_context(|| format!("{}: cannot write", log.display()))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        // the linker's own complaint, not collect2's summary or the static-dlopen warnings
-        let cause = stderr
-            .lines()
-            .find(|l| {
-                [
-                    "undefined reference",
-                    "multiple definition",
-                    "cannot find",
-                    "error:",
-                ]
-                .iter()
-                .any(|k| l.contains(k))
-                    && !l.contains("collect2")
-            })
-            .or_else(|| stderr.lines().find(|l| !l.contains("warning")))
-            .unwrap_or("no message");
-        bail!(
-            "link failed: {} (full log: {})",
-            cause.trim(),
-            log.display()
-        );
+    let mut command = Command::new(&real[0]);
+    command.args(&real[1..]).args(args);
+    process::run_logged_picking(&mut command, log, linker_complaint).context("link failed")
+}
+
+/// How a failed link reads: the linker's own complaint, not collect2's summary or the
+/// "Using 'dlopen' in statically linked applications" warnings.
+fn linker_complaint(log: &str) -> Vec<String> {
+    const CAUSES: &[&str] = &[
+        "undefined reference",
+        "multiple definition",
+        "cannot find",
+        "error:",
+    ];
+    let output = || log.lines().skip(1); // after the command line
+    let cause = output()
+        .find(|l| CAUSES.iter().any(|k| l.contains(k)) && !l.contains("collect2"))
+        .or_else(|| output().find(|l| !l.contains("warning")));
+    match cause {
+        Some(line) => vec![line.trim().to_string()],
+        None => process::last_lines(log),
     }
-    Ok(())
 }
 
 /// Where the compiler driver would find `file` (`cc -print-file-name`), if anywhere.
@@ -151,12 +127,11 @@ pub fn find_in_compiler_search_path(file: &str) -> Option<PathBuf> {
 
 fn ask_compiler_for_file(file: &str) -> Option<PathBuf> {
     let real = Driver::C.real_command();
-    let out = Command::new(&real[0])
+    let mut command = Command::new(&real[0]);
+    command
         .args(&real[1..])
-        .arg(format!("-print-file-name={file}"))
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        .arg(format!("-print-file-name={file}"));
+    let path = PathBuf::from(process::query(&mut command)?.trim());
     // an unknown file is echoed back bare
     (path.is_absolute() && path.is_file()).then_some(path)
 }
@@ -170,8 +145,7 @@ pub fn fuse_ld_flag(name: &str) -> Result<String> {
         _ => bail!("--linker {name}: unknown linker (choose bfd, gold, lld or mold)"),
     };
     let program = format!("ld.{name}");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if !std::env::split_paths(&path).any(|dir| dir.join(&program).is_file()) {
+    if which::which(&program).is_err() {
         bail!("--linker {name}: {program} is not on PATH (Debian package: {package})");
     }
     Ok(format!("-fuse-ld={name}"))

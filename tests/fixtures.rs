@@ -23,7 +23,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const DLSTATIC: &str = env!("CARGO_BIN_EXE_dlstatic");
+mod common;
+use common::DLSTATIC;
 
 #[derive(Default)]
 struct Fixture {
@@ -180,6 +181,7 @@ fn run_fixture(name: &str) -> tempfile::TempDir {
     }
     check(&link, "dlstatic link");
     assert_static(&dir.join("host_static"));
+    common::plan_check::assert_link_matches_plan(dir, &f.link_args, "host_static");
 
     for run in &f.runs {
         let out = Command::new(dir.join("host_static"))
@@ -220,12 +222,12 @@ fn run_fixture(name: &str) -> tempfile::TempDir {
 /// The audit reports exactly the expected findings, as JSON and as text, and its exit
 /// code follows their severities.
 fn check_audit(dir: &Path, f: &Fixture) {
-    let main_inputs: Vec<&String> = f.link_args.iter().take_while(|a| *a != "--").collect();
+    // the audit takes what the link takes, LINKER_ARGS included
     let run = |extra: &[&str]| {
         Command::new(DLSTATIC)
             .args(["audit", "--db", "db"])
-            .args(&main_inputs)
             .args(extra)
+            .args(&f.link_args)
             .current_dir(dir)
             .output()
             .unwrap()

@@ -1,21 +1,22 @@
-//! `dlstatic audit`: explains, from the capture db alone, everything that blocks or
-//! changes a static link: symbol conflicts and how renaming resolves them, references
+//! `dlstatic audit`: explains, from the Plan the link would execute, everything that
+//! blocks or changes the static link: symbol conflicts and how renaming resolves them, references
 //! between modules, unresolved symbols, missing static libraries, duplicate basenames,
 //! objects that cannot be linked, constructors, modules that dlopen by themselves, and
 //! libc calls that need NSS files. The JSON form is documented in docs/audit.md.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+mod render;
 
-use anyhow::Result;
-use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::Serialize;
 
-use crate::capture::db::CaptureDb;
-use crate::plan::analyze::{self, Module};
-use crate::plan::resolve::{self, ProgramSymbols};
-use crate::plan::system_libs as libs;
+pub use render::{render_text, stdout_is_terminal};
+
+use crate::plan::analyze::Module;
+use crate::plan::program::Program;
+use crate::plan::resolve::Resolution;
+use crate::plan::system_libs::{self, MissingLib};
+use crate::plan::{Plan, Summary};
 
 /// Bumped when the JSON report changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -81,6 +82,9 @@ pub struct Report {
     pub schema: u32,
     pub findings: Vec<Finding>,
     pub totals: Totals,
+    /// The link the findings are about: modules with their objects, system libraries
+    /// with the members the link pulls.
+    pub plan: Summary,
 }
 
 impl Report {
@@ -108,85 +112,69 @@ fn finding(
     }
 }
 
-/// Audit every captured module of `db` (those matching `exclude` left out) against the
-/// main program made of `main_inputs`.
-/// `extra_dbs` as in link.rs: more dbs with the ids of the records to take from them.
-/// `link_work`: a link's work dir whose current `.km.json` analyses can be reused.
-pub fn audit(
-    db_dir: &Path,
-    extra_dbs: &[(PathBuf, BTreeSet<String>)],
-    main_inputs: &[String],
-    exclude: &[String],
-    link_work: Option<&Path>,
-) -> Result<Report> {
-    let db = CaptureDb::open_existing(db_dir)?;
-    let scratch = tempfile::tempdir()?;
+/// Every finding about the link `plan` describes.
+pub fn report(plan: &Plan) -> Report {
+    let modules: Vec<&Module> = plan.modules.iter().map(|m| &m.module).collect();
     let mut findings = Vec::new();
-    let mut modules: Vec<Module> = Vec::new();
-    let excluded = crate::link::glob_set(exclude, "skip")?;
-    let mut sources: Vec<(CaptureDb, Option<&BTreeSet<String>>)> = vec![(db, None)];
-    for (path, ids) in extra_dbs {
-        sources.push((CaptureDb::open_existing(path)?, Some(ids)));
+    for u in &plan.unlinkable {
+        findings.push(finding(
+            "unlinkable-object",
+            Severity::Error,
+            vec![u.file_name.clone()],
+            vec![],
+            format!(
+                "{}; the module cannot be linked statically until this object is rebuilt",
+                u.reason
+            ),
+        ));
     }
-    let mut records = Vec::new();
-    for (index, (db, ids)) in sources.iter().enumerate() {
-        records.extend(
-            db.records()?
-                .into_iter()
-                .filter(|r| ids.is_none_or(|ids| ids.contains(&r.md5)))
-                .map(|r| (index, r)),
-        );
+    for missing in &plan.missing_libs {
+        findings.push(missing_library_finding(missing, modules[missing.module]));
     }
-    records.retain(|(_, record)| !excluded.is_match(record.file_name()));
-    let analyzed: Vec<Result<Module>> = records
-        .par_iter()
-        .map(|(index, record)| match link_work {
-            Some(work) => crate::link::analyzed_module(&sources[*index].0, record, work)
-                .map(|(module, _)| module),
-            None => analyze::analyze(&sources[*index].0, record, scratch.path()),
-        })
-        .collect();
-    for ((_, record), analysis) in records.iter().zip(analyzed) {
-        let so_name = record.file_name().to_string();
-        match analysis {
-            Ok(module) => modules.push(module),
-            Err(error) => findings.push(finding(
-                "unlinkable-object",
-                Severity::Error,
-                vec![so_name],
-                vec![],
-                format!(
-                    "{error:#}; the module cannot be linked statically until this object is rebuilt"
-                ),
-            )),
-        }
-    }
-
-    let mut archives: Vec<PathBuf> = Vec::new();
+    unresolved_in_libraries(plan, &mut findings);
+    duplicate_definition_findings(&modules, &plan.program, &mut findings);
+    resolution_findings(&modules, &plan.resolution, &mut findings);
+    duplicate_basename_findings(&modules, &mut findings);
     for module in &modules {
-        archives.extend(system_library_findings(module, &mut findings));
+        module_behaviour_findings(module, &modules, &mut findings);
     }
-    let cxx = modules.iter().any(|m| m.driver == "c++");
-    let program = ProgramSymbols::collect(main_inputs, &archives, cxx)?;
-    let resolution = resolve::resolve(&modules, &program);
+    let totals = Totals {
+        modules: modules.len(),
+        objects: modules.iter().map(|m| m.objects.len()).sum(),
+        symbols_renamed: modules.iter().map(|m| m.renamed_count).sum(),
+        exports_registered: modules.iter().map(|m| m.exports.len()).sum(),
+        cross_module_bindings: plan.resolution.bindings.len(),
+    };
+    findings.sort_by(|a, b| {
+        (a.severity, a.kind, &a.modules, &a.symbols)
+            .cmp(&(b.severity, b.kind, &b.modules, &b.symbols))
+    });
+    Report {
+        schema: SCHEMA_VERSION,
+        findings,
+        totals,
+        plan: plan.summary(),
+    }
+}
 
-    duplicate_definition_findings(&modules, &program, &mut findings);
+/// Bindings, ambiguous and unresolved module references.
+fn resolution_findings(modules: &[&Module], resolution: &Resolution, findings: &mut Vec<Finding>) {
     for (from, name, to) in &resolution.bindings {
-        findings.push(finding("cross-module-reference", Severity::Info, vec![modules[*from].so_name.clone(), modules[*to].so_name.clone()], vec![name.clone()],
-            format!("{} uses {name}, which only {} exports (dynamically this worked through RTLD_GLOBAL load order); the link binds it to {}'s renamed copy",
-                modules[*from].so_name, modules[*to].so_name, modules[*to].so_name)));
+        let (from, to) = (&modules[*from].file_name, &modules[*to].file_name);
+        findings.push(finding("cross-module-reference", Severity::Info, vec![from.clone(), to.clone()], vec![name.clone()],
+            format!("{from} uses {name}, which only {to} exports (dynamically this worked through RTLD_GLOBAL load order); the link binds it to {to}'s renamed copy")));
     }
     for (from, name, providers) in &resolution.ambiguous {
         let mut names: Vec<String> = providers
             .iter()
-            .map(|&p| modules[p].so_name.clone())
+            .map(|&p| modules[p].file_name.clone())
             .collect();
         let message = format!(
             "{} uses {name}, which {} all export; which one it got depended on load order, so the link refuses (link only one of them with --only)",
-            modules[*from].so_name,
+            modules[*from].file_name,
             names.join(", ")
         );
-        names.insert(0, modules[*from].so_name.clone());
+        names.insert(0, modules[*from].file_name.clone());
         findings.push(finding(
             "ambiguous-reference",
             Severity::Error,
@@ -200,31 +188,11 @@ pub fn audit(
         unresolved.entry(*from).or_default().push(name.clone());
     }
     for (from, names) in unresolved {
-        findings.push(finding("unresolved-symbol", Severity::Error, vec![modules[from].so_name.clone()], names.clone(),
-            format!("{} uses {} that no module, main input or static library defines; a static link fails on it (add the library that defines it to the main inputs)",
-                modules[from].so_name, plural(names.len(), "symbol"))));
+        let module = &modules[from].file_name;
+        findings.push(finding("unresolved-symbol", Severity::Error, vec![module.clone()], names.clone(),
+            format!("{module} uses {} that no module, main input or static library defines; a static link fails on it (add the library that defines it to the main inputs)",
+                plural(names.len(), "symbol"))));
     }
-    duplicate_basename_findings(&modules, &mut findings);
-    for module in &modules {
-        module_behaviour_findings(module, &modules, &mut findings);
-    }
-
-    let totals = Totals {
-        modules: modules.len(),
-        objects: modules.iter().map(|m| m.objects.len()).sum(),
-        symbols_renamed: modules.iter().map(|m| m.mangled).sum(),
-        exports_registered: modules.iter().map(|m| m.exports.len()).sum(),
-        cross_module_bindings: resolution.bindings.len(),
-    };
-    findings.sort_by(|a, b| {
-        (a.severity, a.kind, &a.modules, &a.symbols)
-            .cmp(&(b.severity, b.kind, &b.modules, &b.symbols))
-    });
-    Ok(Report {
-        schema: SCHEMA_VERSION,
-        findings,
-        totals,
-    })
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -235,59 +203,68 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
-/// Missing static archives; returns the archives that exist (for symbol resolution).
-fn system_library_findings(module: &Module, findings: &mut Vec<Finding>) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending: Vec<(String, Option<String>)> =
-        module.libs.iter().map(|l| (l.clone(), None)).collect();
-    let mut seen = BTreeSet::new();
-    while let Some((lib, needed_by)) = pending.pop() {
-        if libs::provided_by_driver(&lib) || !seen.insert(lib.clone()) {
-            continue;
-        }
-        match libs::static_archive_for(&lib, &module.lib_dirs) {
-            Some(archive) => {
-                found.push(archive);
-                pending.extend(
-                    libs::static_dependencies(&lib, &module.lib_dirs)
-                        .into_iter()
-                        .map(|d| (d, Some(lib.clone()))),
-                );
-            }
-            None => {
-                let (severity, why) = match &needed_by {
-                    None => (
-                        Severity::Error,
-                        format!("{} is linked with -l{lib}", module.so_name),
-                    ),
-                    Some(parent) => (
-                        Severity::Warning,
-                        format!(
-                            "-l{parent} (used by {}) needs -l{lib} as a shared library; linked statically it matters only if the members used call into it, and the link then fails on undefined symbols",
-                            module.so_name
-                        ),
-                    ),
-                };
-                findings.push(finding(
-                    "missing-static-library",
-                    severity,
-                    vec![module.so_name.clone()],
-                    vec![],
-                    format!(
-                        "no lib{}.a: {why}; {}",
-                        lib.trim_start_matches(':'),
-                        libs::static_archive_advice(&lib, &module.lib_dirs)
-                    ),
-                ));
-            }
+fn missing_library_finding(missing: &MissingLib, module: &Module) -> Finding {
+    let lib = &missing.lib;
+    let why = match &missing.needed_by {
+        None if lib.starts_with('/') => format!("{} is linked with {lib}", module.file_name),
+        None => format!("{} is linked with -l{lib}", module.file_name),
+        Some(parent) if missing.blocks_link() => format!(
+            "the members of lib{parent}.a that {} uses need {} from it; the link fails without it",
+            module.file_name,
+            missing.needed_symbols.join(", ")
+        ),
+        Some(parent) => format!(
+            "-l{parent} (used by {}) needs -l{lib} as a shared library; the members it uses do not, so the link works without it",
+            module.file_name
+        ),
+    };
+    let severity = match missing.blocks_link() {
+        true => Severity::Error,
+        false => Severity::Warning,
+    };
+    let archive = match lib.starts_with('/') {
+        true => format!("static archive for {lib}"),
+        false => format!("lib{}.a", lib.trim_start_matches(':')),
+    };
+    finding(
+        "missing-static-library",
+        severity,
+        vec![module.file_name.clone()],
+        missing.needed_symbols.clone(),
+        format!(
+            "no {archive}: {why}; {}",
+            system_libs::static_archive_advice(lib, &module.lib_dirs)
+        ),
+    )
+}
+
+/// Names that archive members or main objects need and nothing defines, beyond what
+/// a missing library explains: the link fails on them.
+fn unresolved_in_libraries(plan: &Plan, findings: &mut Vec<Finding>) {
+    let explained: BTreeSet<&str> = plan
+        .missing_libs
+        .iter()
+        .flat_map(|m| m.needed_symbols.iter().map(String::as_str))
+        .collect();
+    let mut by_origin: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, origin) in &plan.pulled.unresolved {
+        if !explained.contains(name.as_str()) {
+            by_origin
+                .entry(origin.as_str())
+                .or_default()
+                .push(name.clone());
         }
     }
-    found
+    for (origin, names) in by_origin {
+        findings.push(finding("unresolved-symbol", Severity::Error, vec!["main".into()], names.clone(),
+            format!("{origin} (pulled into the link) uses {} that nothing in the link defines; a static link fails on it",
+                plural(names.len(), "symbol"))));
+    }
 }
 
 fn duplicate_definition_findings(
-    modules: &[Module],
-    program: &ProgramSymbols,
+    modules: &[&Module],
+    program: &Program,
     findings: &mut Vec<Finding>,
 ) {
     let mut definers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -296,7 +273,7 @@ fn duplicate_definition_findings(
             definers
                 .entry(symbol.name.as_str())
                 .or_default()
-                .push(module.so_name.as_str());
+                .push(module.file_name.as_str());
         }
     }
     for (name, mut owners) in definers {
@@ -317,18 +294,18 @@ fn duplicate_definition_findings(
     }
 }
 
-fn duplicate_basename_findings(modules: &[Module], findings: &mut Vec<Finding>) {
+fn duplicate_basename_findings(modules: &[&Module], findings: &mut Vec<Finding>) {
     let mut by_name: BTreeMap<&str, Vec<&Module>> = BTreeMap::new();
     for module in modules {
         by_name
-            .entry(module.so_name.as_str())
+            .entry(module.file_name.as_str())
             .or_default()
             .push(module);
     }
     for (name, same) in by_name.into_iter().filter(|(_, v)| v.len() > 1) {
         let ids: Vec<String> = same
             .iter()
-            .map(|m| format!("{} ({})", m.path, &m.md5[..8]))
+            .map(|m| format!("{} ({})", m.path, m.id.short()))
             .collect();
         findings.push(finding("duplicate-basename", Severity::Info, vec![name.to_string()], vec![],
             format!("{} modules are named {name}: {}; dlopen tells them apart by md5 id (stub or original file), a bare name is ambiguous", same.len(), ids.join(", "))));
@@ -336,11 +313,11 @@ fn duplicate_basename_findings(modules: &[Module], findings: &mut Vec<Finding>) 
 }
 
 /// Constructors, self-made dlopen calls, NSS-dependent libc calls, LTO conversions.
-fn module_behaviour_findings(module: &Module, modules: &[Module], findings: &mut Vec<Finding>) {
-    let name = vec![module.so_name.clone()];
+fn module_behaviour_findings(module: &Module, modules: &[&Module], findings: &mut Vec<Finding>) {
+    let name = vec![module.file_name.clone()];
     if !module.constructors.is_empty() {
         findings.push(finding("constructor", Severity::Warning, name.clone(), vec![],
-            format!("{} has load-time constructors (.init_array/.ctors in {}); linked statically they run at program start, before any dlopen", module.so_name, module.constructors.join(", "))));
+            format!("{} has load-time constructors (.init_array/.ctors in {}); linked statically they run at program start, before any dlopen", module.file_name, module.constructors.join(", "))));
     }
     let lto: Vec<&str> = module
         .objects
@@ -368,9 +345,9 @@ fn module_behaviour_findings(module: &Module, modules: &[Module], findings: &mut
     {
         let known: BTreeSet<&str> = modules
             .iter()
-            .flat_map(|m| [Some(m.so_name.as_str()), m.soname.as_deref()])
+            .flat_map(|m| [Some(m.file_name.as_str()), m.soname.as_deref()])
             .flatten()
-            .chain(libs::GLIBC_SONAMES.iter().copied())
+            .chain(system_libs::GLIBC_SONAMES.iter().copied())
             .collect();
         let unknown: Vec<String> = module
             .library_names
@@ -391,7 +368,7 @@ fn module_behaviour_findings(module: &Module, modules: &[Module], findings: &mut
             Severity::Warning,
             name.clone(),
             unknown,
-            format!("{} calls dlopen itself; {detail}", module.so_name),
+            format!("{} calls dlopen itself; {detail}", module.file_name),
         ));
     }
     let nss: Vec<String> = module
@@ -402,72 +379,6 @@ fn module_behaviour_findings(module: &Module, modules: &[Module], findings: &mut
         .collect();
     if !nss.is_empty() {
         findings.push(finding("nss-call", Severity::Info, name, nss,
-            format!("{} calls libc functions that read NSS data at run time; static glibc needs /etc/nsswitch.conf (files, dns), hosts, passwd, group: `dlstatic build` ships minimal ones", module.so_name)));
+            format!("{} calls libc functions that read NSS data at run time; static glibc needs /etc/nsswitch.conf (files, dns), hosts, passwd, group: `dlstatic build` ships minimal ones", module.file_name)));
     }
-}
-
-/// Human form: grouped by severity, aligned, coloured on a terminal.
-pub fn render_text(report: &Report, colour: bool) -> String {
-    let paint = |code: &str, text: &str| {
-        if colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    };
-    let kind_width = report
-        .findings
-        .iter()
-        .map(|f| f.kind.len())
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for (severity, label, code) in [
-        (Severity::Error, "error", "1;31"),
-        (Severity::Warning, "warning", "1;33"),
-        (Severity::Info, "info", "36"),
-    ] {
-        let group: Vec<&Finding> = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == severity)
-            .collect();
-        if group.is_empty() {
-            continue;
-        }
-        out.push_str(&paint(
-            code,
-            &format!("{} ({})\n", label.to_uppercase(), group.len()),
-        ));
-        for f in group {
-            let symbols = if f.symbols.is_empty() {
-                String::new()
-            } else {
-                let shown: Vec<&str> = f.symbols.iter().take(8).map(String::as_str).collect();
-                let more = if f.symbols.len() > 8 {
-                    format!(" (+{} more)", f.symbols.len() - 8)
-                } else {
-                    String::new()
-                };
-                format!(" [{}{more}]", shown.join(", "))
-            };
-            out.push_str(&format!(
-                "  {}  {:kind_width$}  {}{symbols}\n",
-                paint(code, &format!("{label:7}")),
-                f.kind,
-                f.message
-            ));
-        }
-    }
-    let t = &report.totals;
-    out.push_str(&format!(
-        "totals: {} modules, {} objects, {} symbols renamed, {} exports registered, {} cross-module bindings; {} errors, {} warnings, {} info\n",
-        t.modules, t.objects, t.symbols_renamed, t.exports_registered, t.cross_module_bindings,
-        report.count(Severity::Error), report.count(Severity::Warning), report.count(Severity::Info)
-    ));
-    out
-}
-
-pub fn stdout_is_terminal() -> bool {
-    std::io::stdout().is_terminal()
 }

@@ -14,6 +14,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
+use crate::module_id::{ModuleId, md5_hex};
+use crate::toolchain::Driver;
 
 /// Bumped when LinkRecord changes shape.
 pub const RECORD_VERSION: u32 = 1;
@@ -24,12 +26,13 @@ pub struct LinkRecord {
     /// Output path as written by the build (absolute).
     pub output: String,
     /// md5 of the output after the real link: the module's id.
-    pub md5: String,
+    #[serde(rename = "md5")]
+    pub id: ModuleId,
     /// DT_SONAME of the output.
     pub soname: Option<String>,
     pub cwd: String,
-    /// `cc` or `c++`: which driver linked it (C++ modules need libstdc++ at the final link).
-    pub driver: String,
+    /// Which driver linked it (C++ modules need libstdc++ at the final link).
+    pub driver: Driver,
     /// The full command line, response files expanded.
     pub argv: Vec<String>,
     pub inputs: Vec<LinkInput>,
@@ -105,7 +108,7 @@ impl CaptureDb {
 
     /// Store bytes content-addressed; returns their md5.
     pub fn store_object(&self, bytes: &[u8]) -> Result<String> {
-        let md5 = format!("{:x}", md5::compute(bytes));
+        let md5 = md5_hex(bytes);
         let path = self.object_path(&md5);
         if !path.exists() {
             write_atomic(&path, bytes)?;
@@ -116,7 +119,7 @@ impl CaptureDb {
     pub fn write_record(&self, record: &LinkRecord) -> Result<()> {
         let json = serde_json::to_vec_pretty(record)?;
         write_atomic(
-            &self.root.join("links").join(format!("{}.json", record.md5)),
+            &self.root.join("links").join(format!("{}.json", record.id)),
             &json,
         )
     }
@@ -144,7 +147,7 @@ impl CaptureDb {
                 records.push(record);
             }
         }
-        records.sort_by(|a, b| (&a.output, &a.md5).cmp(&(&b.output, &b.md5)));
+        records.sort_by(|a, b| (&a.output, &a.id).cmp(&(&b.output, &b.id)));
         Ok(records)
     }
 

@@ -16,6 +16,7 @@ use std::process::{Command, ExitStatus};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::elf::{self, FileKind};
+use crate::module_id::ModuleId;
 use crate::toolchain::Driver;
 use compiler_args::CompilerCommand;
 use db::{ArchiveMember, CaptureDb, LinkInput, LinkRecord, RECORD_VERSION};
@@ -122,10 +123,10 @@ fn record_link(
     Ok(LinkRecord {
         version: RECORD_VERSION,
         output: output.to_string_lossy().into_owned(),
-        md5: format!("{:x}", md5::compute(&bytes)),
+        id: ModuleId::of(&bytes),
         soname: interface.soname,
         cwd: cwd.to_string_lossy().into_owned(),
-        driver: driver.name().to_string(),
+        driver,
         argv: cmd.args.clone(),
         inputs: recorded,
         libs,

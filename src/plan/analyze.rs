@@ -2,31 +2,34 @@
 //! which objects make up the module, what it defines (and so what gets renamed),
 //! what it exports, and which libraries it still needs.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::db::{CaptureDb, LinkInput, LinkRecord};
 use crate::elf::{self, ObjectSummary, SymbolKind};
-use crate::toolchain;
+use crate::module_id::ModuleId;
+use crate::toolchain::{self, Driver};
+use crate::workdir::{LinkWork, ModuleFile};
 
 /// Bumped when Module changes shape or meaning; cached `.km.json` of another version are redone.
-pub const MODULE_FORMAT: u32 = 2;
+pub const MODULE_FORMAT: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Module {
     pub format: u32,
     /// Basename of the linked shared object (`impl.so`).
-    pub so_name: String,
+    #[serde(rename = "so_name")]
+    pub file_name: String,
     /// Where the build wrote it.
     pub path: String,
     pub soname: Option<String>,
-    /// md5 of the linked shared object: the module's id.
-    pub md5: String,
-    /// `cc` or `c++`.
-    pub driver: String,
+    /// md5 of the linked shared object.
+    #[serde(rename = "md5")]
+    pub id: ModuleId,
+    pub driver: Driver,
     /// The objects that make up the module: every direct input, plus the archive members
     /// the shared link pulled in. `md5` names the object in the capture db.
     pub objects: Vec<ModuleObject>,
@@ -42,7 +45,8 @@ pub struct Module {
     /// Every non-local symbol the module defines: each is renamed.
     pub defined: Vec<DefinedSymbol>,
     /// Number of names the module defines and renames.
-    pub mangled: usize,
+    #[serde(rename = "mangled")]
+    pub renamed_count: usize,
     /// Names the module uses but does not define (strong references), sorted.
     pub undefined: Vec<String>,
     /// Weak references it does not define: they may stay unresolved.
@@ -72,20 +76,68 @@ pub struct DefinedSymbol {
 }
 
 impl Module {
+    /// Every global the module defines → its per-module name; every cross-module
+    /// reference → the provider's renamed symbol.
+    pub fn renames(&self) -> HashMap<String, String> {
+        let mut renames: HashMap<String, String> = self
+            .defined
+            .iter()
+            .map(|s| (s.name.clone(), self.renamed(&s.name)))
+            .collect();
+        renames.extend(self.bindings.iter().map(|(k, v)| (k.clone(), v.clone())));
+        renames
+    }
+
     /// File stem for the module's work files: basename without `.so`, plus a short id,
     /// since two modules may share a basename.
     pub fn base(&self) -> String {
-        Self::base_for(&self.so_name, &self.md5)
+        Self::base_for(&self.file_name, &self.id)
     }
 
-    pub fn base_for(so_name: &str, md5: &str) -> String {
-        let stem = so_name.strip_suffix(".so").unwrap_or(so_name);
-        format!("{stem}-{}", &md5[..8])
+    pub fn base_for(file_name: &str, id: &ModuleId) -> String {
+        let stem = file_name.strip_suffix(".so").unwrap_or(file_name);
+        format!("{stem}-{}", id.short())
     }
 
     /// The name a defined symbol gets inside the static binary.
     pub fn renamed(&self, name: &str) -> String {
-        format!("{name}_{}_km", self.md5)
+        self.id.renamed(name)
+    }
+}
+
+/// Why a module cannot be linked statically (an object no rewriter can rename, an
+/// input that is not an object): a finding for the audit, where other errors (a
+/// damaged capture db) stop the plan.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unlinkable(pub String);
+
+impl Unlinkable {
+    /// An analysis that failed because the module is unlinkable becomes `Ok(Err(why))`.
+    pub fn triage<T>(analysis: Result<T>) -> Result<Result<T, String>> {
+        match analysis {
+            Ok(value) => Ok(Ok(value)),
+            Err(e) if e.chain().any(|c| c.is::<Unlinkable>()) => Ok(Err(format!("{e:#}"))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The module's analysis: from its `.km.json` in `work` when that is current (the
+/// flag is then true), else analyzed anew.
+pub fn cached_or_new(
+    db: &CaptureDb,
+    record: &LinkRecord,
+    work: &LinkWork,
+) -> Result<(Module, bool)> {
+    let base = Module::base_for(record.file_name(), &record.id);
+    let cached = std::fs::read(work.module_file(&base, ModuleFile::Analysis))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Module>(&b).ok())
+        .filter(|m| m.format == MODULE_FORMAT && m.id == record.id);
+    match cached {
+        Some(module) => Ok((module, true)),
+        None => Ok((analyze(db, record, work.dir())?, false)),
     }
 }
 
@@ -97,14 +149,14 @@ struct Candidate {
 }
 
 pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -> Result<Module> {
-    let so_name = record.file_name().to_string();
+    let file_name = record.file_name().to_string();
     // Objects are read and summarized in parallel (a numpy module has hundreds); the
     // results keep the link's input order, and the first failing input in that order
     // is the one reported, so the outcome does not depend on thread timing.
     let loaded: Vec<Result<LoadedInput>> = record
         .inputs
         .par_iter()
-        .map(|input| load_input(db, input, &so_name, scratch))
+        .map(|input| load_input(db, input, &file_name, scratch))
         .collect();
     let (mut direct, mut archives, mut shared_inputs) = (Vec::new(), Vec::new(), Vec::new());
     for input in loaded {
@@ -160,11 +212,11 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
         .collect();
     Ok(Module {
         format: MODULE_FORMAT,
-        so_name,
+        file_name,
         path: record.output.clone(),
         soname: record.soname.clone(),
-        md5: record.md5.clone(),
-        driver: record.driver.clone(),
+        id: record.id.clone(),
+        driver: record.driver,
         objects: objects
             .into_iter()
             .map(|c| ModuleObject {
@@ -177,7 +229,7 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
         shared_inputs,
         linker_flags: record.linker_flags.clone(),
         exports,
-        mangled: defined.len(),
+        renamed_count: defined.len(),
         defined: defined.into_values().collect(),
         undefined: undefined.into_iter().collect(),
         weak_undefined,
@@ -197,7 +249,7 @@ enum LoadedInput {
 fn load_input(
     db: &CaptureDb,
     input: &LinkInput,
-    so_name: &str,
+    file_name: &str,
     scratch: &std::path::Path,
 ) -> Result<LoadedInput> {
     Ok(match input {
@@ -219,7 +271,7 @@ fn load_input(
                         load_candidate(db, origin, &member.md5, &bytes, scratch).map(Some)
                     } else if !member.name.starts_with('/') && !member.name.ends_with(".rmeta") && !member.name.is_empty() {
                         // (a Rust rlib's lib.rmeta is crate metadata, not code)
-                        bail!("{origin}: archive member is not an ELF relocatable object (LLVM bitcode or foreign file?); it cannot be linked statically");
+                        Err(Unlinkable(format!("{origin}: archive member is not an ELF relocatable object (LLVM bitcode or foreign file?); it cannot be linked statically")).into())
                     } else {
                         Ok(None)
                     }
@@ -233,9 +285,9 @@ fn load_input(
             )
         }
         LinkInput::Shared { path } => LoadedInput::Shared(path.clone()),
-        LinkInput::Other { path } => bail!(
-            "{path}: input to the link of {so_name} is neither an object nor an archive (a linker script?); dlstatic cannot link it statically"
-        ),
+        LinkInput::Other { path } => return Err(Unlinkable(format!(
+            "{path}: input to the link of {file_name} is neither an object nor an archive (a linker script?); dlstatic cannot link it statically"
+        )).into()),
     })
 }
 
@@ -248,7 +300,8 @@ fn load_candidate(
     bytes: &[u8],
     scratch: &std::path::Path,
 ) -> Result<Candidate> {
-    let summary = elf::summarize_object(bytes).with_context(|| origin.clone())?;
+    let summary =
+        elf::summarize_object(bytes).map_err(|e| Unlinkable(format!("{origin}: {e:#}")))?;
     if !summary.has_lto {
         return Ok(Candidate {
             origin,
@@ -256,17 +309,18 @@ fn load_candidate(
             summary,
         });
     }
-    let converted = toolchain::lto_to_regular_object(bytes, scratch).with_context(|| {
-        format!(
-            "{origin}: GCC LTO object cannot be turned into regular code; rebuild it without -flto"
-        )
+    let converted = toolchain::lto_to_regular_object(bytes, scratch).map_err(|e| {
+        Unlinkable(format!(
+            "{origin}: GCC LTO object cannot be turned into regular code; rebuild it without -flto: {e:#}"
+        ))
     })?;
-    let summary =
-        elf::summarize_object(&converted).with_context(|| format!("{origin} (after LTO)"))?;
+    let summary = elf::summarize_object(&converted)
+        .map_err(|e| Unlinkable(format!("{origin} (after LTO): {e:#}")))?;
     if summary.has_lto {
-        bail!(
+        return Err(Unlinkable(format!(
             "{origin}: still holds LTO IR after `-flinker-output=nolto-rel`; rebuild it without -flto"
-        );
+        ))
+        .into());
     }
     Ok(Candidate {
         origin: format!("lto:{origin}"),

@@ -2,14 +2,149 @@
 //! resolved to the static archives that replace them, and the sonames the main
 //! program answers for once they are linked in.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use regex::Regex;
 
+use super::analyze::Module;
 use crate::elf;
+use crate::process;
 use crate::toolchain::{Memo, find_in_compiler_search_path};
+
+/// A static archive that replaces a library the modules were linked against.
+#[derive(Debug, Clone)]
+pub struct SystemLib {
+    /// The `-l` name, or the path of the shared library given to the link.
+    pub name: String,
+    pub archive: PathBuf,
+    /// The soname the replaced shared library had: dlopen of it answers with the main program.
+    pub soname: Option<String>,
+    /// The module (index in the plan) whose link named it first.
+    pub module: usize,
+}
+
+/// A library with no static archive.
+#[derive(Debug, Clone)]
+pub struct MissingLib {
+    /// The `-l` name, or the path of the shared library given to the link.
+    pub lib: String,
+    pub module: usize,
+    /// None: the module's own link names it. Some(parent): `-l<parent>` needs it.
+    pub needed_by: Option<String>,
+    /// Names the pulled archive members need that only this library would define.
+    pub needed_symbols: Vec<String>,
+}
+
+impl MissingLib {
+    /// A module's own library is needed; a dependency only when members use it.
+    pub fn blocks_link(&self) -> bool {
+        self.needed_by.is_none() || !self.needed_symbols.is_empty()
+    }
+
+    /// How `link` reports it.
+    pub fn link_error(&self, module: &Module) -> String {
+        match (&self.needed_by, self.lib.starts_with('/')) {
+            (None, true) => format!(
+                "{}: linked with {}, for which no static archive exists",
+                module.path, self.lib
+            ),
+            (None, false) => format!(
+                "{}: linked with -l{}, but no static archive lib{}.a exists on the search path (install the package that ships it, or rebuild the module without it)",
+                module.path,
+                self.lib,
+                self.lib.trim_start_matches(':')
+            ),
+            (Some(parent), _) => format!(
+                "{}: -l{parent} needs {} from lib{}, which has no static archive ({})",
+                module.path,
+                self.needed_symbols.join(", "),
+                self.lib,
+                static_archive_advice(&self.lib, &module.lib_dirs)
+            ),
+        }
+    }
+}
+
+/// The static archives for every module's `-l` libraries (and their static needs, in
+/// first-use order) and shared inputs; and the libraries that have none.
+pub fn resolve(modules: &[&Module]) -> (Vec<SystemLib>, Vec<MissingLib>) {
+    let (mut found, mut missing): (Vec<SystemLib>, Vec<MissingLib>) = (Vec::new(), Vec::new());
+    for (index, module) in modules.iter().enumerate() {
+        let mut seen = HashSet::new();
+        let mut pending: VecDeque<(String, Option<String>)> =
+            module.libs.iter().map(|lib| (lib.clone(), None)).collect();
+        while let Some((lib, needed_by)) = pending.pop_front() {
+            if provided_by_driver(&lib) || !seen.insert(lib.clone()) {
+                continue;
+            }
+            let Some(archive) = static_archive_for(&lib, &module.lib_dirs) else {
+                missing.push(MissingLib {
+                    lib,
+                    module: index,
+                    needed_by,
+                    needed_symbols: Vec::new(),
+                });
+                continue;
+            };
+            let deps = static_dependencies(&lib, &module.lib_dirs);
+            pending.extend(deps.into_iter().map(|dep| (dep, Some(lib.clone()))));
+            if !found.iter().any(|l| l.archive == archive) {
+                let soname = soname_for(&lib, &module.lib_dirs);
+                found.push(SystemLib {
+                    name: lib,
+                    archive,
+                    soname,
+                    module: index,
+                });
+            }
+        }
+        for shared in &module.shared_inputs {
+            match static_archive_for_shared(shared) {
+                Some(archive) if !found.iter().any(|l| l.archive == archive) => {
+                    let soname = crate::fsutil::map(Path::new(shared))
+                        .ok()
+                        .and_then(|b| elf::shared_object_interface(&b).ok())
+                        .and_then(|i| i.soname);
+                    found.push(SystemLib {
+                        name: shared.clone(),
+                        archive,
+                        soname,
+                        module: index,
+                    });
+                }
+                Some(_) => {}
+                None => missing.push(MissingLib {
+                    lib: shared.clone(),
+                    module: index,
+                    needed_by: None,
+                    needed_symbols: Vec::new(),
+                }),
+            }
+        }
+    }
+    (found, missing)
+}
+
+/// Give each missing dependency the unresolved names its shared library exports.
+pub fn attribute_unresolved(
+    missing: &mut [MissingLib],
+    modules: &[&Module],
+    unresolved: &BTreeMap<String, String>,
+) {
+    for lib in missing.iter_mut().filter(|m| m.needed_by.is_some()) {
+        let Some(shared) = system_shared_library(&lib.lib, &modules[lib.module].lib_dirs) else {
+            continue;
+        };
+        let exports: HashSet<&str> = shared.exports.iter().map(String::as_str).collect();
+        lib.needed_symbols = unresolved
+            .keys()
+            .filter(|name| exports.contains(name.as_str()))
+            .cloned()
+            .collect();
+    }
+}
 
 /// glibc's libraries that static libc.a contains whole (glibc >= 2.34): always linked in.
 pub const GLIBC_SONAMES: &[&str] = &[
@@ -88,17 +223,11 @@ fn system_shared_library(lib: &str, lib_dirs: &[String]) -> Option<elf::SharedIn
 /// What to tell a user who lacks `lib<lib>.a`, from dpkg's file database: which
 /// installed package ships the shared library, and whether a static one is packaged.
 pub fn static_archive_advice(lib: &str, lib_dirs: &[String]) -> String {
+    // dpkg knows files by their canonical path (not `/usr/lib/gcc/…/../../../x.so`)
     let owner = |path: &Path| -> Option<String> {
-        let out = std::process::Command::new("dpkg")
-            .arg("-S")
-            .arg(path)
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        out.status
-            .success()
-            .then(|| text.split(':').next().unwrap_or("").trim().to_string())
-            .filter(|p| !p.is_empty())
+        let path = path.canonicalize().ok()?;
+        let text = process::query(std::process::Command::new("dpkg").arg("-S").arg(path))?;
+        Some(text.split(':').next().unwrap_or("").trim().to_string()).filter(|p| !p.is_empty())
     };
     if let Some(dev) = shared_library_path(lib, lib_dirs) {
         return match owner(&dev) {
@@ -202,28 +331,20 @@ fn run_pkg_config_static_libs(lib: &str) -> Vec<String> {
     else {
         return Vec::new();
     };
-    match std::process::Command::new("pkg-config")
-        .args(["--static", "--libs-only-l", package])
-        .output()
-    {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|flag| flag.strip_prefix("-l"))
-            .map(String::from)
-            .collect(),
-        _ => Vec::new(),
-    }
+    let mut command = std::process::Command::new("pkg-config");
+    process::query(command.args(["--static", "--libs-only-l", package]))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|flag| flag.strip_prefix("-l"))
+        .map(String::from)
+        .collect()
 }
 
 /// Every package pkg-config knows (`--list-all`), asked once: most `-l` names have none.
 fn pkg_config_packages() -> &'static HashSet<String> {
     static PACKAGES: OnceLock<HashSet<String>> = OnceLock::new();
     PACKAGES.get_or_init(|| {
-        let listed = std::process::Command::new("pkg-config")
-            .arg("--list-all")
-            .output();
-        let text = listed
-            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        let text = process::query(std::process::Command::new("pkg-config").arg("--list-all"))
             .unwrap_or_default();
         text.lines()
             .filter_map(|line| line.split_whitespace().next())

@@ -1,9 +1,11 @@
 //! `dlstatic build`: CPython source → static interpreter payload.
 //!
 //! 1. configure + make CPython under capture (cached, see cpython.rs)
-//! 2. link python.o + libpython + every stdlib module not skipped (link.rs)
-//! 3. assemble the payload (payload.rs) in a staging directory next to OUT
-//! 4. verify it in an empty root (verify.rs), then swap it into place
+//! 2. build the packages of modules.txt under capture (packages.rs)
+//! 3. plan the link of python.o + libpython + every stdlib and package module not
+//!    skipped, audit that plan, and execute it (plan/, audit/, link/)
+//! 4. assemble the payload (payload.rs) in a staging directory next to OUT
+//! 5. verify it in an empty root (verify.rs), then swap it into place
 //!
 //! OUT is replaced only when every step worked; logs are in OUT.km/logs.
 
@@ -15,12 +17,17 @@ use anyhow::{Context, Result, bail};
 
 use crate::audit::{self, Severity};
 use crate::capture::db::{CaptureDb, LinkRecord};
-use crate::link::{self, LinkOptions};
+use crate::link;
+use crate::module_id::ModuleId;
+use crate::plan::analyze::Module;
+use crate::plan::{Plan, Request, Source};
 use crate::progress::Timings;
+use crate::python::cpython::CpythonBuild;
 use crate::python::packages::InstalledPackages;
 use crate::python::payload::{self, Manifest, PayloadOptions};
 use crate::python::{cpython, packages, verify};
 use crate::toolchain;
+use crate::workdir::BuildWork;
 
 /// extensions/skip_builtins.txt as shipped, the default skip list.
 const DEFAULT_SKIP_LIST: &str = include_str!("../../extensions/skip_builtins.txt");
@@ -47,40 +54,11 @@ pub struct BuildOptions {
 pub fn build(options: &BuildOptions) -> Result<()> {
     let started = Instant::now();
     let mut timings = Timings::new(options.timings);
-    let (skip, skip_source) = match &options.skip {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read skip list", path.display()))?;
-            (parse_skip_list(&text, path)?, path.display().to_string())
-        }
-        None => (
-            parse_skip_list(DEFAULT_SKIP_LIST, Path::new("extensions/skip_builtins.txt"))?,
-            "extensions/skip_builtins.txt".into(),
-        ),
-    };
     let out = std::path::absolute(&options.out)?;
-    let km = link::work_dir(&out);
-    let logs = km.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
-    let source = match &options.python_src {
-        Some(source) => source.clone(),
-        None => cpython::default_source()?,
-    };
-    if !source.exists() {
-        bail!("{}: CPython source not found", source.display());
-    }
-    let mut linker_args = match &options.linker {
-        Some(name) => vec![toolchain::fuse_ld_flag(name)?],
-        None => Vec::new(),
-    };
-    linker_args.extend(options.link_args.iter().cloned());
-    let source_key = cpython::source_key(&source)?;
-    let package_set = options.modules.as_deref().map(packages::plan).transpose()?;
-    let key = build_key(options, &source_key, package_set.as_ref(), &skip)?;
-    let key_file = km.join("build-key");
-    if out.join("bin").is_dir()
-        && std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str())
-    {
+    let work = BuildWork::for_out(&out);
+    let inputs = Inputs::read(options)?;
+    let stamp = work.build_stamp();
+    if out.join("bin").is_dir() && stamp.matches(&inputs.key) {
         eprintln!(
             "dlstatic: {} is up to date (same CPython source, modules, skip list, options and dlstatic); nothing to do",
             out.display()
@@ -89,9 +67,16 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         timings.print();
         return Ok(());
     }
+    std::fs::create_dir_all(work.logs())
+        .with_context(|| format!("{}: cannot create", work.logs().display()))?;
     timings.lap("check inputs");
 
-    let python = cpython::build(&source, &source_key, options.jobs, &logs)?;
+    let python = cpython::build(
+        &inputs.source,
+        &inputs.source_key,
+        options.jobs,
+        &work.logs(),
+    )?;
     if python.reused {
         eprintln!(
             "dlstatic: reused the CPython {} build cached at {}",
@@ -100,6 +85,8 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         );
     }
     timings.lap("CPython");
+    let packages = install_packages(&inputs, &python, &work)?;
+    timings.lap("packages");
 
     let parent = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
@@ -107,121 +94,221 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         .prefix(".dlstatic-staging")
         .tempdir_in(parent)?;
     let root = staging.path();
-    std::fs::create_dir_all(root.join("bin"))?;
-    let interpreter = root.join("bin").join(format!("python{}", python.version));
-    let packages = match &package_set {
-        Some(set) => {
-            let installed = packages::install(set, &python, &km)?;
-            if installed.reused {
-                eprintln!(
-                    "dlstatic: reused {} built packages from {}",
-                    installed.packages.len(),
-                    km.join("packages").display()
-                );
-            }
-            Some(installed)
-        }
-        None => None,
-    };
-    // of the packages' captured links, those whose output was installed, by db
-    let (installed_modules, extra_dbs) = match &packages {
-        Some(installed) => match_installed_modules(&installed.site, &installed.dbs)?,
-        None => (BTreeMap::new(), Vec::new()),
-    };
-    timings.lap("packages");
-
-    let main_inputs = python.main_inputs()?;
-    let exclude: Vec<String> = skip.iter().map(|name| format!("{name}.*")).collect();
-    let link_work = km.join("link");
-    std::fs::create_dir_all(&link_work)
-        .with_context(|| format!("{}: cannot create", link_work.display()))?;
-    let report = audit::audit(
-        &python.db,
-        &extra_dbs,
-        &main_inputs,
-        &exclude,
-        Some(&link_work),
-    )
-    .context("auditing the modules")?;
-    crate::fsutil::write_atomic(&km.join("audit.json"), &serde_json::to_vec_pretty(&report)?)?;
-    eprintln!(
-        "dlstatic: audit: {} errors, {} warnings, {} info ({})",
-        report.count(Severity::Error),
-        report.count(Severity::Warning),
-        report.count(Severity::Info),
-        km.join("audit.json").display()
-    );
-    timings.lap("audit");
-    let link_options = LinkOptions {
-        db: python.db.clone(),
-        output: interpreter.clone(),
-        work: link_work,
-        only: Vec::new(),
-        exclude,
-        extra_dbs,
-        main_inputs,
-        linker_args,
-    };
-    let summary = link::link(&link_options).context("linking the static interpreter")?;
-    if summary.reused == summary.modules.len() {
-        eprintln!(
-            "dlstatic: reused all {} converted modules from {}",
-            summary.reused,
-            link_options.work.display()
-        );
-    }
-    timings.extend(&summary.timings);
-
-    let payload_options = PayloadOptions {
-        keep_so: options.keep_so,
-        full_stdlib: options.full_stdlib,
-    };
-    let site = packages.as_ref().map(|p| p.site.as_path());
-    let site = site.map(|site| (site, &installed_modules));
-    let manifest = payload::assemble(
+    let plan = plan_and_audit(&inputs, &python, packages.as_ref(), &work)?;
+    timings.lap("plan and audit");
+    let manifest = link_and_assemble(
+        options,
+        &inputs,
+        &python,
+        packages.as_ref(),
+        &plan,
         root,
-        &python.installed,
-        site,
-        &python.version,
-        &summary.modules,
-        &payload_options,
+        &work,
+        &mut timings,
     )?;
-    let mut manifest = manifest;
-    describe_packages(&mut manifest, packages.as_ref(), options.modules.as_deref())?;
-    crate::fsutil::write_atomic(
-        &km.join("manifest.json"),
-        &serde_json::to_vec_pretty(&manifest)?,
-    )?;
-    for name in &manifest.skipped {
-        eprintln!("dlstatic: skipped {name} (listed in {skip_source})");
-    }
-    timings.lap("payload");
-
     if options.verify {
         verify::verify(root, &manifest)
             .context("verifying the new payload (OUT left as it was)")?;
         timings.lap("verify");
     }
-    // removed first: a build interrupted after the swap is not taken for current
-    let _ = std::fs::remove_file(&key_file);
+    stamp.clear();
     replace_dir(root, &out)?;
     let _ = staging.keep();
-    crate::fsutil::write_atomic(&key_file, key.as_bytes())?;
+    stamp.write(&inputs.key)?;
+    report_built(&out, &python.version, &manifest, started);
+    timings.print();
+    Ok(())
+}
+
+/// What a build is made from, read and checked before anything runs.
+struct Inputs {
+    skip: Vec<String>,
+    /// Where the skip list came from, for messages.
+    skip_source: String,
+    source: PathBuf,
+    source_key: String,
+    packages: Option<packages::PackageSet>,
+    linker_args: Vec<String>,
+    /// Changes whenever anything OUT is made from does.
+    key: String,
+}
+
+impl Inputs {
+    fn read(options: &BuildOptions) -> Result<Inputs> {
+        let (skip, skip_source) = match &options.skip {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("{}: cannot read skip list", path.display()))?;
+                (parse_skip_list(&text, path)?, path.display().to_string())
+            }
+            None => (
+                parse_skip_list(DEFAULT_SKIP_LIST, Path::new("extensions/skip_builtins.txt"))?,
+                "extensions/skip_builtins.txt".into(),
+            ),
+        };
+        let source = match &options.python_src {
+            Some(source) => source.clone(),
+            None => cpython::default_source()?,
+        };
+        if !source.exists() {
+            bail!("{}: CPython source not found", source.display());
+        }
+        let mut linker_args = match &options.linker {
+            Some(name) => vec![toolchain::fuse_ld_flag(name)?],
+            None => Vec::new(),
+        };
+        linker_args.extend(options.link_args.iter().cloned());
+        let source_key = cpython::source_key(&source)?;
+        let packages = options.modules.as_deref().map(packages::plan).transpose()?;
+        let key = build_key(options, &source_key, packages.as_ref(), &skip)?;
+        Ok(Inputs {
+            skip,
+            skip_source,
+            source,
+            source_key,
+            packages,
+            linker_args,
+            key,
+        })
+    }
+}
+
+/// The packages of modules.txt, installed; their linked modules matched to captures.
+struct Packages {
+    installed: InstalledPackages,
+    /// Each installed extension module's id.
+    modules: BTreeMap<PathBuf, ModuleId>,
+    /// The capture dbs holding them, each with the ids to take from it.
+    sources: Vec<Source>,
+}
+
+fn install_packages(
+    inputs: &Inputs,
+    python: &CpythonBuild,
+    work: &BuildWork,
+) -> Result<Option<Packages>> {
+    let Some(set) = &inputs.packages else {
+        return Ok(None);
+    };
+    let installed = packages::install(set, python, &work.packages())?;
+    if installed.reused {
+        eprintln!(
+            "dlstatic: reused {} built packages from {}",
+            installed.packages.len(),
+            work.packages().display()
+        );
+    }
+    let (modules, sources) = match_installed_modules(&installed.site, &installed.dbs)?;
+    Ok(Some(Packages {
+        installed,
+        modules,
+        sources,
+    }))
+}
+
+/// The interpreter's link: CPython's stdlib modules (less the skipped) and the
+/// packages' modules; its audit is written beside the payload.
+fn plan_and_audit(
+    inputs: &Inputs,
+    python: &CpythonBuild,
+    packages: Option<&Packages>,
+    work: &BuildWork,
+) -> Result<Plan> {
+    let link_work = work.link();
+    link_work.create()?;
+    let mut sources = vec![Source {
+        db: python.db.clone(),
+        ids: None,
+    }];
+    sources.extend(packages.iter().flat_map(|p| p.sources.iter().cloned()));
+    let plan = Plan::build(&Request {
+        sources,
+        only: Vec::new(),
+        exclude: inputs.skip.iter().map(|name| format!("{name}.*")).collect(),
+        main_inputs: python.main_inputs()?,
+        linker_args: inputs.linker_args.clone(),
+        work: &link_work,
+    })
+    .context("planning the link")?;
+    let report = audit::report(&plan);
+    crate::fsutil::write_atomic(&work.audit(), &serde_json::to_vec_pretty(&report)?)?;
+    eprintln!(
+        "dlstatic: audit: {} errors, {} warnings, {} info ({})",
+        report.count(Severity::Error),
+        report.count(Severity::Warning),
+        report.count(Severity::Info),
+        work.audit().display()
+    );
+    Ok(plan)
+}
+
+/// Link the interpreter into `root`/bin and lay out the payload around it.
+#[allow(clippy::too_many_arguments)]
+fn link_and_assemble(
+    options: &BuildOptions,
+    inputs: &Inputs,
+    python: &CpythonBuild,
+    packages: Option<&Packages>,
+    plan: &Plan,
+    root: &Path,
+    work: &BuildWork,
+    timings: &mut Timings,
+) -> Result<Manifest> {
+    std::fs::create_dir_all(root.join("bin"))?;
+    let interpreter = root.join("bin").join(format!("python{}", python.version));
+    let summary =
+        link::link(plan, &interpreter, &work.link()).context("linking the static interpreter")?;
+    if summary.reused == plan.modules.len() {
+        eprintln!(
+            "dlstatic: reused all {} converted modules from {}",
+            summary.reused,
+            work.link().dir().display()
+        );
+    }
+    timings.extend(&summary.timings);
+    let payload_options = PayloadOptions {
+        keep_so: options.keep_so,
+        full_stdlib: options.full_stdlib,
+    };
+    let modules: Vec<&Module> = plan.modules.iter().map(|m| &m.module).collect();
+    let site = packages.map(|p| (p.installed.site.as_path(), &p.modules));
+    let mut manifest = payload::assemble(
+        root,
+        &python.installed,
+        site,
+        &python.version,
+        &modules,
+        &payload_options,
+    )?;
+    describe_packages(
+        &mut manifest,
+        packages.map(|p| &p.installed),
+        options.modules.as_deref(),
+    )?;
+    crate::fsutil::write_atomic(&work.manifest(), &serde_json::to_vec_pretty(&manifest)?)?;
+    for name in &manifest.skipped {
+        eprintln!(
+            "dlstatic: skipped {name} (listed in {})",
+            inputs.skip_source
+        );
+    }
+    timings.lap("payload");
+    Ok(manifest)
+}
+
+fn report_built(out: &Path, version: &str, manifest: &Manifest, started: Instant) {
     let stdlib = manifest
         .modules
         .iter()
         .filter(|m| m.package == "stdlib")
         .count();
     eprintln!(
-        "dlstatic: built {} — static python{} with {stdlib} stdlib modules ({} skipped) and {} third-party modules linked in, in {:.1?}",
+        "dlstatic: built {} — static python{version} with {stdlib} stdlib modules ({} skipped) and {} third-party modules linked in, in {:.1?}",
         out.display(),
-        python.version,
         manifest.skipped.len(),
         manifest.modules.len() - stdlib,
         started.elapsed()
     );
-    timings.print();
-    Ok(())
 }
 
 /// Everything the payload is made from: when OUT was built with the same key, a build
@@ -294,7 +381,7 @@ fn describe_packages(
 fn match_installed_modules(
     site: &Path,
     dbs: &[PathBuf],
-) -> Result<(BTreeMap<PathBuf, String>, Vec<(PathBuf, BTreeSet<String>)>)> {
+) -> Result<(BTreeMap<PathBuf, ModuleId>, Vec<Source>)> {
     let mut records: Vec<(usize, LinkRecord)> = Vec::new();
     for (index, db) in dbs.iter().enumerate() {
         records.extend(
@@ -307,11 +394,8 @@ fn match_installed_modules(
     let mut matched = BTreeMap::new();
     let mut ids_by_db = vec![BTreeSet::new(); dbs.len()];
     for so in payload::extension_files(site)? {
-        let md5 = format!(
-            "{:x}",
-            md5::compute(
-                std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?
-            )
+        let id = ModuleId::of(
+            &std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?,
         );
         let name = so
             .file_name()
@@ -324,7 +408,7 @@ fn match_installed_modules(
                 .filter(|(_, r)| r.file_name() == name)
                 .collect::<Vec<_>>()
         };
-        let (index, record) = match records.iter().find(|(_, r)| r.md5 == md5) {
+        let (index, record) = match records.iter().find(|(_, r)| r.id == id) {
             Some(found) => found,
             None => match same_name().as_slice() {
                 [found] => *found,
@@ -339,16 +423,19 @@ fn match_installed_modules(
                 ),
             },
         };
-        ids_by_db[*index].insert(record.md5.clone());
-        matched.insert(so, record.md5.clone());
+        ids_by_db[*index].insert(record.id.clone());
+        matched.insert(so, record.id.clone());
     }
-    let extra_dbs = dbs
+    let sources = dbs
         .iter()
-        .cloned()
         .zip(ids_by_db)
         .filter(|(_, ids)| !ids.is_empty())
+        .map(|(db, ids)| Source {
+            db: db.clone(),
+            ids: Some(ids),
+        })
         .collect();
-    Ok((matched, extra_dbs))
+    Ok((matched, sources))
 }
 
 /// Put `new` where `out` is: the old OUT is moved aside first and removed after.

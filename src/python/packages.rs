@@ -130,14 +130,15 @@ pub fn plan(modules: &Path) -> Result<PackageSet> {
 /// Bumped when a cached package build changes layout or meaning.
 const PACKAGE_CACHE_FORMAT: u32 = 1;
 
-pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<InstalledPackages> {
+/// Install `set` for `python`, working in `dir` (`OUT.km/packages`).
+pub fn install(set: &PackageSet, python: &CpythonBuild, dir: &Path) -> Result<InstalledPackages> {
     let PackageSet {
         requirements,
         build_deps,
         local_trees,
         ..
     } = set;
-    let dir = km.join("packages");
+    let dir = dir.to_path_buf();
     let key = format!(
         "{:x}",
         md5::compute(format!("{}\0{}", set.key, python.tree.display()))

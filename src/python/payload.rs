@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{self, write_atomic};
+use crate::module_id::ModuleId;
 use crate::plan::analyze::Module;
 
 /// Left out unless `--full-stdlib`: the test suite, IDLE, Tk, pip's bootstrap, and the
@@ -103,9 +104,9 @@ pub struct PayloadOptions {
 pub fn assemble(
     root: &Path,
     installed: &Path,
-    site: Option<(&Path, &BTreeMap<PathBuf, String>)>,
+    site: Option<(&Path, &BTreeMap<PathBuf, ModuleId>)>,
     version: &str,
-    modules: &[Module],
+    modules: &[&Module],
     options: &PayloadOptions,
 ) -> Result<Manifest> {
     let dynamic_python = installed
@@ -136,7 +137,7 @@ pub fn assemble(
     };
     fsutil::copy_tree(&stdlib_from, &stdlib_to, Path::new(""), &skip_top)?;
 
-    let by_id: HashMap<&str, &Module> = modules.iter().map(|m| (m.md5.as_str(), m)).collect();
+    let by_id: HashMap<&ModuleId, &Module> = modules.iter().map(|m| (&m.id, *m)).collect();
     let mut manifest = Manifest {
         python: format!("/bin/{python}"),
         dynamic_python,
@@ -242,7 +243,7 @@ fn recompile(dynamic_python: &str, source: &Path) -> Result<()> {
 /// Puts extension modules into the payload: a stub (or, with --keep-so, the file) for
 /// each linked module, recorded in the manifest.
 struct Placer<'a> {
-    by_id: HashMap<&'a str, &'a Module>,
+    by_id: HashMap<&'a ModuleId, &'a Module>,
     keep_so: bool,
     manifest: &'a mut Manifest,
 }
@@ -258,12 +259,12 @@ impl Placer<'_> {
         name: String,
         stub: String,
         package: &str,
-        id: Option<String>,
+        id: Option<ModuleId>,
     ) -> Result<bool> {
         let bytes = std::fs::read(so).with_context(|| format!("{}: cannot read", so.display()))?;
-        let md5 = format!("{:x}", md5::compute(&bytes));
+        let md5 = ModuleId::of(&bytes);
         let id = id.unwrap_or_else(|| md5.clone());
-        let Some(module) = self.by_id.get(id.as_str()) else {
+        let Some(module) = self.by_id.get(&id) else {
             return Ok(false);
         };
         std::fs::create_dir_all(dest.parent().unwrap())?;
@@ -280,11 +281,11 @@ impl Placer<'_> {
         self.manifest.modules.push(ManifestModule {
             name,
             stub,
-            id,
+            id: id.to_string(),
             package: package.to_string(),
             backend: String::new(),
             objects: module.objects.len(),
-            renamed: module.mangled,
+            renamed: module.renamed_count,
             exports: module.exports.clone(),
         });
         Ok(true)

@@ -134,7 +134,7 @@ pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
 }
 
 pub fn read_manifest(out: &Path) -> Result<Manifest> {
-    let path = crate::link::work_dir(out).join("manifest.json");
+    let path = crate::workdir::BuildWork::for_out(out).manifest();
     let bytes = std::fs::read(&path).with_context(|| {
         format!(
             "{}: no manifest (was OUT made by `dlstatic build`?)",

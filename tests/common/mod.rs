@@ -1,4 +1,7 @@
-//! Helpers shared by the tests that run `dlstatic build`.
+//! Helpers shared by the tests.
+
+#[allow(dead_code)] // each test crate uses the helpers it needs
+pub mod plan_check;
 
 use std::path::Path;
 use std::process::{Command, Output};
