@@ -15,14 +15,15 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test bench demo clean
+.PHONY: help setup python-src build run test test-fast bench demo clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
 	@echo "make run         build the static interpreter with extensions/modules.txt into dist/"
 	@echo "make build       build target/release/dlstatic"
 	@echo "make python-src  fetch Debian's CPython 3.11 source tarball into $(CACHE)/src"
-	@echo "make test        run every test (fixtures with the real compiler and linker)"
+	@echo "make test        run every test (fixtures, CPython, PyPI packages; what CI runs)"
+	@echo "make test-fast   the unit, CLI and fixture tests only (a few minutes; the edit loop)"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
 
@@ -53,6 +54,9 @@ build:
 
 test:
 	$(CARGO) test --release
+
+test-fast:
+	$(CARGO) test --release --lib --test cli --test fixtures --test rename_vs_objcopy
 
 # hyperfine times the commands; lld and mold are the alternative linkers compared
 BENCH_PACKAGES := hyperfine lld mold bc

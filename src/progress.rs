@@ -3,11 +3,13 @@
 //! output goes to a log file that any error names.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::process;
 
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
@@ -35,8 +37,6 @@ impl Step {
     /// Run `argv` in `cwd` with stdout and stderr to the log. A spinner shows on a
     /// terminal; otherwise one line when the step starts and one when it ends.
     pub fn run(&self, argv: &[String], cwd: &Path) -> Result<()> {
-        let log = std::fs::File::create(&self.log)
-            .with_context(|| format!("{}: cannot create log", self.log.display()))?;
         let spinner = ProgressBar::new_spinner();
         spinner.set_draw_target(ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
@@ -48,24 +48,11 @@ impl Step {
             eprintln!("dlstatic: {} …", self.name);
         }
         let started = Instant::now();
-        let status = Command::new(&argv[0])
-            .args(&argv[1..])
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .status()
-            .with_context(|| format!("{}: cannot run `{}`", self.name, argv[0]));
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]).current_dir(cwd);
+        let result = process::run_logged(&mut command, &self.log);
         spinner.finish_and_clear();
-        let status = status?;
-        if !status.success() {
-            bail!(
-                "{} failed ({}); see {}",
-                self.name,
-                status,
-                self.log.display()
-            );
-        }
+        result.with_context(|| format!("{} failed", self.name))?;
         eprintln!("dlstatic: {} done in {:.0?}", self.name, started.elapsed());
         Ok(())
     }

@@ -270,7 +270,13 @@ fn second_build_reuses_every_cache() {
         !text.contains("make CPython"),
         "no rebuild of CPython: {text}"
     );
-    for stage in ["CPython", "audit", "link: pass 2", "payload", "total"] {
+    for stage in [
+        "CPython",
+        "plan and audit",
+        "link: pass 2",
+        "payload",
+        "total",
+    ] {
         assert!(
             text.lines().any(|l| l.trim_start().starts_with(stage)),
             "--timings lists {stage}: {text}"

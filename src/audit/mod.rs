@@ -211,7 +211,7 @@ fn missing_library_finding(missing: &MissingLib, module: &Module) -> Finding {
         Some(parent) if missing.blocks_link() => format!(
             "the members of lib{parent}.a that {} uses need {} from it; the link fails without it",
             module.file_name,
-            missing.needed_symbols.join(", ")
+            missing.needed_names()
         ),
         Some(parent) => format!(
             "-l{parent} (used by {}) needs -l{lib} as a shared library; the members it uses do not, so the link works without it",

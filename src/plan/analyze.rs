@@ -166,46 +166,9 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
             LoadedInput::Shared(path) => shared_inputs.push(path),
         }
     }
-
     let objects = select_archive_members(direct, archives);
-
-    // Every non-local definition is renamed; the first definition decides kind and size.
-    let mut defined: BTreeMap<String, DefinedSymbol> = BTreeMap::new();
-    for object in &objects {
-        for sym in object.summary.globals.iter().filter(|s| s.defined) {
-            defined.entry(sym.name.clone()).or_insert(DefinedSymbol {
-                name: sym.name.clone(),
-                kind: sym.kind,
-                size: sym.size,
-            });
-        }
-    }
-    let exports = record
-        .exports
-        .iter()
-        .filter(|name| defined.contains_key(*name))
-        .cloned()
-        .collect();
-    let (mut undefined, mut weak_undefined) = (BTreeSet::new(), BTreeSet::new());
-    for sym in objects
-        .iter()
-        .flat_map(|o| o.summary.globals.iter())
-        .filter(|s| !s.defined && !defined.contains_key(&s.name))
-    {
-        if sym.weak {
-            &mut weak_undefined
-        } else {
-            &mut undefined
-        }
-        .insert(sym.name.clone());
-    }
-    // a name referenced strongly anywhere in the module must be resolved
-    let weak_undefined: Vec<String> = weak_undefined.difference(&undefined).cloned().collect();
-    let constructors = objects
-        .iter()
-        .filter(|o| o.summary.has_constructors)
-        .map(|o| o.origin.clone())
-        .collect();
+    let defined = definitions(&objects);
+    let (undefined, weak_undefined) = references(&objects, &defined);
     let library_names: BTreeSet<String> = objects
         .iter()
         .flat_map(|o| o.summary.library_names.iter().cloned())
@@ -217,26 +180,69 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
         soname: record.soname.clone(),
         id: record.id.clone(),
         driver: record.driver,
-        objects: objects
-            .into_iter()
+        libs: record.libs.clone(),
+        lib_dirs: record.lib_dirs.clone(),
+        shared_inputs,
+        linker_flags: record.linker_flags.clone(),
+        exports: (record.exports.iter())
+            .filter(|name| defined.contains_key(*name))
+            .cloned()
+            .collect(),
+        renamed_count: defined.len(),
+        defined: defined.into_values().collect(),
+        undefined,
+        weak_undefined,
+        constructors: (objects.iter())
+            .filter(|o| o.summary.has_constructors)
+            .map(|o| o.origin.clone())
+            .collect(),
+        library_names: library_names.into_iter().collect(),
+        objects: (objects.into_iter())
             .map(|c| ModuleObject {
                 origin: c.origin,
                 md5: c.md5,
             })
             .collect(),
-        libs: record.libs.clone(),
-        lib_dirs: record.lib_dirs.clone(),
-        shared_inputs,
-        linker_flags: record.linker_flags.clone(),
-        exports,
-        renamed_count: defined.len(),
-        defined: defined.into_values().collect(),
-        undefined: undefined.into_iter().collect(),
-        weak_undefined,
-        constructors,
-        library_names: library_names.into_iter().collect(),
         bindings: BTreeMap::new(),
     })
+}
+
+/// Every non-local definition (each is renamed); the first definition of a name
+/// decides its kind and size.
+fn definitions(objects: &[Candidate]) -> BTreeMap<String, DefinedSymbol> {
+    let mut defined: BTreeMap<String, DefinedSymbol> = BTreeMap::new();
+    for object in objects {
+        for sym in object.summary.globals.iter().filter(|s| s.defined) {
+            defined.entry(sym.name.clone()).or_insert(DefinedSymbol {
+                name: sym.name.clone(),
+                kind: sym.kind,
+                size: sym.size,
+            });
+        }
+    }
+    defined
+}
+
+/// The names the module uses and does not define: (strong, weak-only), sorted. A name
+/// referenced strongly anywhere in the module must be resolved.
+fn references(
+    objects: &[Candidate],
+    defined: &BTreeMap<String, DefinedSymbol>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut undefined, mut weak_undefined) = (BTreeSet::new(), BTreeSet::new());
+    for sym in objects
+        .iter()
+        .flat_map(|o| o.summary.globals.iter())
+        .filter(|s| !s.defined && !defined.contains_key(&s.name))
+    {
+        match sym.weak {
+            true => &mut weak_undefined,
+            false => &mut undefined,
+        }
+        .insert(sym.name.clone());
+    }
+    let weak_only = weak_undefined.difference(&undefined).cloned().collect();
+    (undefined.into_iter().collect(), weak_only)
 }
 
 enum LoadedInput {

@@ -196,8 +196,8 @@ pub fn relocatable_members(
             .data(bytes)
             .map_err(|e| anyhow!("{}({name}): {e}", path.display()))?;
         if elf::file_kind(data) == elf::FileKind::Relocatable {
-            let summary = elf::summarize_object(data)
-                .with_context(|| format!("{}({name})", path.display()))?;
+            let summary =
+                summarize_member(data).with_context(|| format!("{}({name})", path.display()))?;
             objects.push(Object {
                 origin: format!("{}({name})", path.display()),
                 summary,

@@ -43,6 +43,21 @@ impl MissingLib {
         self.needed_by.is_none() || !self.needed_symbols.is_empty()
     }
 
+    /// The first few needed names, and how many there are.
+    pub fn needed_names(&self) -> String {
+        let shown = self
+            .needed_symbols
+            .iter()
+            .take(4)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.needed_symbols.len() {
+            n if n > 4 => format!("{shown} and {} more", n - 4),
+            _ => shown,
+        }
+    }
+
     /// How `link` reports it.
     pub fn link_error(&self, module: &Module) -> String {
         match (&self.needed_by, self.lib.starts_with('/')) {
@@ -59,7 +74,7 @@ impl MissingLib {
             (Some(parent), _) => format!(
                 "{}: -l{parent} needs {} from lib{}, which has no static archive ({})",
                 module.path,
-                self.needed_symbols.join(", "),
+                self.needed_names(),
                 self.lib,
                 static_archive_advice(&self.lib, &module.lib_dirs)
             ),
@@ -134,7 +149,12 @@ pub fn attribute_unresolved(
     unresolved: &BTreeMap<String, String>,
 ) {
     for lib in missing.iter_mut().filter(|m| m.needed_by.is_some()) {
-        let Some(shared) = system_shared_library(&lib.lib, &modules[lib.module].lib_dirs) else {
+        // without its -dev package only the runtime library (`libfoo.so.N`) is there
+        let shared = system_shared_library(&lib.lib, &modules[lib.module].lib_dirs).or_else(|| {
+            let bytes = crate::fsutil::map(&glob_runtime_library(&lib.lib)?).ok()?;
+            elf::shared_object_interface(&bytes).ok()
+        });
+        let Some(shared) = shared else {
             continue;
         };
         let exports: HashSet<&str> = shared.exports.iter().map(String::as_str).collect();

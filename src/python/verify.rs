@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use crate::process;
 use crate::python::payload::Manifest;
 
 const SCRIPT: &str = include_str!("verify_modules.py");
@@ -21,11 +22,7 @@ pub struct ModuleResult {
 
 /// The command prefix that runs a program with `root` as `/`.
 pub fn chroot_command(root: &Path) -> Command {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false);
+    let is_root = process::query(Command::new("id").arg("-u")).as_deref() == Some("0\n");
     let mut command = if is_root {
         Command::new("chroot")
     } else {
@@ -40,6 +37,29 @@ pub fn chroot_command(root: &Path) -> Command {
 /// Verify the payload at `root` against `manifest`; prints the table, returns the
 /// results, and fails when any module failed.
 pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
+    let results = run_checks(root, manifest)?;
+    print_table(&results, manifest);
+    let failed = results.iter().filter(|r| !r.ok).count();
+    println!(
+        "{} checks in an empty root ({} modules, {} smoke tests): {} ok, {} failed",
+        results.len(),
+        manifest.modules.len(),
+        manifest.smoke_tests.len(),
+        results.len() - failed,
+        failed
+    );
+    if failed > 0 {
+        bail!(
+            "{}: {failed} of {} checks failed verification (table above)",
+            root.display(),
+            results.len()
+        );
+    }
+    Ok(results)
+}
+
+/// verify_modules.py inside the empty root, fed the manifest: one JSON line per check.
+fn run_checks(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
     let mut child = chroot_command(root)
         .args([manifest.python.as_str(), "-I", "-c", SCRIPT])
         .stdin(Stdio::piped())
@@ -73,26 +93,21 @@ pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
             out.status
         );
     }
-    let width = results
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let package_width = manifest
-        .modules
-        .iter()
-        .map(|m| m.package.len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
-    let backend_width = manifest
-        .modules
-        .iter()
-        .map(|m| m.backend.len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
+    Ok(results)
+}
+
+/// One row per check: module, package, backend, objects, renamed, result, reason.
+fn print_table(results: &[ModuleResult], manifest: &Manifest) {
+    let widest = |texts: Vec<usize>, least: usize| texts.into_iter().max().unwrap_or(0).max(least);
+    let width = widest(results.iter().map(|r| r.name.len()).collect(), 6);
+    let package_width = widest(
+        manifest.modules.iter().map(|m| m.package.len()).collect(),
+        7,
+    );
+    let backend_width = widest(
+        manifest.modules.iter().map(|m| m.backend.len()).collect(),
+        7,
+    );
     println!(
         "{:width$}  {:package_width$}  {:backend_width$}  objects  renamed  result  reason",
         "module", "package", "backend"
@@ -114,23 +129,6 @@ pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
             r.reason
         );
     }
-    let failed = results.iter().filter(|r| !r.ok).count();
-    println!(
-        "{} checks in an empty root ({} modules, {} smoke tests): {} ok, {} failed",
-        results.len(),
-        manifest.modules.len(),
-        manifest.smoke_tests.len(),
-        results.len() - failed,
-        failed
-    );
-    if failed > 0 {
-        bail!(
-            "{}: {failed} of {} checks failed verification (table above)",
-            root.display(),
-            results.len()
-        );
-    }
-    Ok(results)
 }
 
 pub fn read_manifest(out: &Path) -> Result<Manifest> {
