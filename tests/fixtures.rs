@@ -461,3 +461,13 @@ fn response_file_thin_archive_and_source_in_link() {
 fn fallback_hands_unknown_paths_to_the_real_loader() {
     run_fixture("fallback");
 }
+
+#[test]
+fn whole_archive_undefined_roots_and_version_scripts_export_as_dynamically() {
+    run_fixture("linker_options");
+}
+
+#[test]
+fn an_export_nothing_defines_stops_audit_and_link() {
+    run_fixture("missing_export");
+}

@@ -132,6 +132,19 @@ pub fn report(plan: &Plan) -> Report {
         findings.push(missing_library_finding(missing, modules[missing.module]));
     }
     unresolved_in_libraries(plan, &mut findings);
+    for (module, names) in &plan.missing_exports {
+        findings.push(finding(
+            "missing-export",
+            Severity::Error,
+            vec![modules[*module].file_name.clone()],
+            names.clone(),
+            format!(
+                "{} {}",
+                modules[*module].file_name,
+                crate::plan::missing_export_reason(names)
+            ),
+        ));
+    }
     duplicate_definition_findings(&modules, &plan.program, &mut findings);
     resolution_findings(&modules, &plan.resolution, &mut findings);
     duplicate_basename_findings(&modules, &mut findings);

@@ -74,6 +74,40 @@ pub struct CompilerCommand {
     pub lib_dirs: Vec<String>,
     /// Options passed to the linker (`-Wl,...`, `-Xlinker x` as `-Wl,x`, `-pthread`, ...).
     pub linker_flags: Vec<String>,
+    /// Inputs (indices into `inputs`) and `-l` names given between `--whole-archive`
+    /// and `--no-whole-archive`: every member of such an archive is linked.
+    pub whole_inputs: Vec<usize>,
+    pub whole_libs: Vec<String>,
+    /// Names the link starts out needing (`-u SYM`, `-Wl,--undefined=SYM`): archive
+    /// members that define them are linked even if nothing else refers to them.
+    pub undefined_roots: Vec<String>,
+}
+
+impl CompilerCommand {
+    /// Follow a linker option (`-Wl,` or `-Xlinker` form, split at commas) for what
+    /// changes which archive members the link takes.
+    fn linker_option(&mut self, option: &str, whole: &mut bool) {
+        let parts: Vec<&str> = option.split(',').collect();
+        let mut i = 0;
+        while i < parts.len() {
+            match parts[i] {
+                "--whole-archive" => *whole = true,
+                "--no-whole-archive" => *whole = false,
+                "-u" | "--undefined" if i + 1 < parts.len() => {
+                    self.undefined_roots.push(parts[i + 1].to_string());
+                    i += 1;
+                }
+                part => {
+                    let root = part
+                        .strip_prefix("--undefined=")
+                        .or(part.strip_prefix("-u"));
+                    self.undefined_roots
+                        .extend(root.filter(|r| !r.is_empty()).map(String::from));
+                }
+            }
+            i += 1;
+        }
+    }
 }
 
 /// Expand every `@file` argument recursively with gcc's quoting rules. An `@file` that
@@ -153,6 +187,7 @@ pub fn parse(raw_args: &[String]) -> CompilerCommand {
     let mut shared = false;
     let mut stops_before_link = false;
     let mut language_override = false;
+    let mut whole = false;
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].as_str();
@@ -165,15 +200,32 @@ pub fn parse(raw_args: &[String]) -> CompilerCommand {
                 cmd.linker_flags.push(arg.to_string())
             }
             "-o" if takes_next => cmd.output = next.clone(),
-            "-l" if takes_next => cmd.libs.extend(next.clone()),
+            "-l" if takes_next => {
+                cmd.whole_libs.extend(next.clone().filter(|_| whole));
+                cmd.libs.extend(next.clone())
+            }
+            "-u" if takes_next => cmd.undefined_roots.extend(next.clone()),
             "-L" if takes_next => cmd.lib_dirs.extend(next.clone()),
-            "-Xlinker" if takes_next => cmd
-                .linker_flags
-                .push(format!("-Wl,{}", next.clone().unwrap())),
+            "-Xlinker" if takes_next => {
+                let option = next.clone().unwrap();
+                cmd.linker_option(&option, &mut whole);
+                cmd.linker_flags.push(format!("-Wl,{option}"))
+            }
             "-x" if takes_next => language_override = next.as_deref() != Some("none"),
             _ if takes_next => {}
-            _ if arg.starts_with("-Wl,") => cmd.linker_flags.push(arg.to_string()),
-            _ if arg.starts_with("-l") => cmd.libs.push(arg[2..].to_string()),
+            _ if arg.starts_with("-Wl,") => {
+                cmd.linker_option(&arg[4..], &mut whole);
+                cmd.linker_flags.push(arg.to_string())
+            }
+            _ if arg.starts_with("-l") => {
+                if whole {
+                    cmd.whole_libs.push(arg[2..].to_string());
+                }
+                cmd.libs.push(arg[2..].to_string())
+            }
+            _ if arg.starts_with("-u") && arg.len() > 2 => {
+                cmd.undefined_roots.push(arg[2..].to_string())
+            }
             _ if arg.starts_with("-L") => cmd.lib_dirs.push(arg[2..].to_string()),
             _ if arg.starts_with("-o") && arg.len() > 2 => cmd.output = Some(arg[2..].to_string()),
             _ if arg.starts_with("-x") && arg.len() > 2 => language_override = &arg[2..] != "none",
@@ -182,6 +234,9 @@ pub fn parse(raw_args: &[String]) -> CompilerCommand {
             _ => {
                 if language_override || is_source_file(arg) {
                     cmd.sources.push(cmd.inputs.len());
+                }
+                if whole {
+                    cmd.whole_inputs.push(cmd.inputs.len());
                 }
                 cmd.inputs.push(arg.to_string());
                 cmd.input_positions.push(i);

@@ -40,6 +40,10 @@ pub struct LinkRecord {
     /// Absolute library search directories.
     pub lib_dirs: Vec<String>,
     pub linker_flags: Vec<String>,
+    /// Names the link started out needing (`-u SYM`): archive members defining them
+    /// were linked though nothing referred to them.
+    #[serde(default)]
+    pub undefined_roots: Vec<String>,
     /// Defined symbols of the output's dynamic symbol table: what dlsym can return.
     pub exports: Vec<String>,
 }
@@ -60,6 +64,9 @@ pub enum LinkInput {
     Archive {
         path: String,
         members: Vec<ArchiveMember>,
+        /// Linked with `--whole-archive`: every member is part of the module.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        whole: bool,
     },
     /// A shared library given by path; it must be replaced by its static archive.
     Shared { path: String },

@@ -108,15 +108,19 @@ fn record_link(
     let lib_dirs: Vec<PathBuf> = cmd.lib_dirs.iter().map(|d| cwd.join(d)).collect();
 
     let mut recorded = Vec::new();
-    for input in inputs {
-        recorded.push(snapshot_input(db, &cwd.join(input))?);
+    for (index, input) in inputs.iter().enumerate() {
+        let whole = cmd.whole_inputs.contains(&index);
+        recorded.push(snapshot_input(db, &cwd.join(input), whole)?);
     }
     // A -lNAME that the linker found as a static archive in one of the build's own -L
     // directories is part of the module, like an archive given by path.
     let mut libs = Vec::new();
     for lib in &cmd.libs {
         match static_archive_in_build_dirs(lib, &lib_dirs) {
-            Some(archive) => recorded.push(snapshot_input(db, &archive)?),
+            Some(archive) => {
+                let whole = cmd.whole_libs.contains(lib);
+                recorded.push(snapshot_input(db, &archive, whole)?)
+            }
             None => libs.push(lib.clone()),
         }
     }
@@ -135,6 +139,7 @@ fn record_link(
             .map(|d| d.to_string_lossy().into_owned())
             .collect(),
         linker_flags: cmd.linker_flags.clone(),
+        undefined_roots: cmd.undefined_roots.clone(),
         exports: interface.exports,
     })
 }
@@ -162,7 +167,7 @@ fn static_archive_in_build_dirs(lib: &str, dirs: &[PathBuf]) -> Option<PathBuf> 
     None
 }
 
-fn snapshot_input(db: &CaptureDb, path: &Path) -> Result<LinkInput> {
+fn snapshot_input(db: &CaptureDb, path: &Path, whole: bool) -> Result<LinkInput> {
     let display = path.to_string_lossy().into_owned();
     let bytes =
         std::fs::read(path).with_context(|| format!("{display}: cannot read link input"))?;
@@ -174,6 +179,7 @@ fn snapshot_input(db: &CaptureDb, path: &Path) -> Result<LinkInput> {
         FileKind::Archive | FileKind::ThinArchive => LinkInput::Archive {
             members: snapshot_archive_members(db, path, &bytes)?,
             path: display,
+            whole,
         },
         FileKind::SharedObject => LinkInput::Shared { path: display },
         FileKind::Other => LinkInput::Other { path: display },

@@ -42,6 +42,10 @@ pub struct Module {
     pub linker_flags: Vec<String>,
     /// Exported names defined by the module's objects: what dlsym on it returns.
     pub exports: Vec<String>,
+    /// Names the linked `.so` exports that none of those objects defines (the plan
+    /// checks that something else in the link does, or refuses).
+    #[serde(default)]
+    pub unprovided_exports: Vec<String>,
     /// Every non-local symbol the module defines: each is renamed.
     pub defined: Vec<DefinedSymbol>,
     /// Number of names the module defines and renames.
@@ -162,11 +166,13 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
     for input in loaded {
         match input? {
             LoadedInput::Object(candidate) => direct.push(candidate),
-            LoadedInput::Archive(members) => archives.push(members),
+            // an archive linked whole is as good as its members given one by one
+            LoadedInput::Archive(members, true) => direct.extend(members),
+            LoadedInput::Archive(members, false) => archives.push(members),
             LoadedInput::Shared(path) => shared_inputs.push(path),
         }
     }
-    let objects = select_archive_members(direct, archives);
+    let objects = select_archive_members(direct, archives, &record.undefined_roots);
     let defined = definitions(&objects);
     let (undefined, weak_undefined) = references(&objects, &defined);
     let library_names: BTreeSet<String> = objects
@@ -186,6 +192,10 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
         linker_flags: record.linker_flags.clone(),
         exports: (record.exports.iter())
             .filter(|name| defined.contains_key(*name))
+            .cloned()
+            .collect(),
+        unprovided_exports: (record.exports.iter())
+            .filter(|name| !defined.contains_key(*name))
             .cloned()
             .collect(),
         renamed_count: defined.len(),
@@ -247,8 +257,8 @@ fn references(
 
 enum LoadedInput {
     Object(Candidate),
-    /// The archive's linkable members, in archive order.
-    Archive(Vec<Candidate>),
+    /// The archive's linkable members, in archive order, and whether it was linked whole.
+    Archive(Vec<Candidate>, bool),
     Shared(String),
 }
 
@@ -266,7 +276,11 @@ fn load_input(
             &db.read_object(md5)?,
             scratch,
         )?),
-        LinkInput::Archive { path, members } => {
+        LinkInput::Archive {
+            path,
+            members,
+            whole,
+        } => {
             let loaded: Vec<Result<Option<Candidate>>> = members
                 .par_iter()
                 .map(|member| {
@@ -288,6 +302,7 @@ fn load_input(
                     .into_iter()
                     .filter_map(Result::transpose)
                     .collect::<Result<_>>()?,
+                *whole,
             )
         }
         LinkInput::Shared { path } => LoadedInput::Shared(path.clone()),
@@ -336,10 +351,15 @@ fn load_candidate(
 }
 
 /// The shared link's archive semantics: all direct objects are in; an archive member is
-/// in when it defines a symbol that is still undefined, repeated until nothing changes.
-fn select_archive_members(direct: Vec<Candidate>, archives: Vec<Vec<Candidate>>) -> Vec<Candidate> {
+/// in when it defines a symbol that is still undefined (the `-u` roots to begin with),
+/// repeated until nothing changes.
+fn select_archive_members(
+    direct: Vec<Candidate>,
+    archives: Vec<Vec<Candidate>>,
+    roots: &[String],
+) -> Vec<Candidate> {
     let mut defined: HashSet<String> = HashSet::new();
-    let mut undefined: BTreeSet<String> = BTreeSet::new();
+    let mut undefined: BTreeSet<String> = roots.iter().cloned().collect();
     let take =
         |object: &Candidate, defined: &mut HashSet<String>, undefined: &mut BTreeSet<String>| {
             for sym in object.summary.globals.iter().filter(|s| s.defined) {

@@ -78,6 +78,9 @@ pub struct Plan {
     /// The archive members the final link will pull, and what nothing defines.
     pub pulled: Pulled,
     pub resolution: Resolution,
+    /// Per module (index), what its `.so` exported that nothing in this link defines:
+    /// dlsym would miss them, so the link refuses.
+    pub missing_exports: Vec<(usize, Vec<String>)>,
 }
 
 impl Plan {
@@ -119,6 +122,7 @@ impl Plan {
             planned.module.bindings = bindings;
         }
         let pulled = members::pull(&program, &modules, &resolution)?;
+        let missing_exports = missing_exports(&modules, &program);
         let just_modules: Vec<&Module> = modules.iter().map(|m| &m.module).collect();
         system_libs::attribute_unresolved(&mut missing_libs, &just_modules, &pulled.unresolved);
         Ok(Plan {
@@ -133,6 +137,7 @@ impl Plan {
             program,
             pulled,
             resolution,
+            missing_exports,
         })
     }
 
@@ -145,6 +150,13 @@ impl Plan {
     pub fn check_linkable(&self) -> Result<()> {
         if let Some(u) = self.unlinkable.first() {
             bail!("{} ({}): {}", u.path, u.id.short(), u.reason);
+        }
+        if let Some((module, names)) = self.missing_exports.first() {
+            bail!(
+                "{}: {}",
+                self.module(*module).path,
+                missing_export_reason(names)
+            );
         }
         if let Some(missing) = self.missing_libs.iter().find(|m| m.blocks_link()) {
             bail!("{}", missing.link_error(self.module(missing.module)));
@@ -183,6 +195,36 @@ impl Plan {
                 .collect(),
         }
     }
+}
+
+/// The ground-truth check: whatever a module's `.so` exported must be defined by the
+/// module's objects or, for what the shared link took from a static system library,
+/// by the main program side.
+fn missing_exports(modules: &[PlannedModule], program: &Program) -> Vec<(usize, Vec<String>)> {
+    modules
+        .iter()
+        .enumerate()
+        .map(|(index, m)| {
+            let names = m.module.unprovided_exports.iter();
+            (
+                index,
+                names
+                    .filter(|n| !program.provides(n))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, names)| !names.is_empty())
+        .collect()
+}
+
+/// What the link and the audit say about exports nothing defines.
+pub fn missing_export_reason(names: &[String]) -> String {
+    format!(
+        "its shared object exports {} that no object its link took defines; a static link would drop {} (made by a linker script, --defsym or an input dlstatic did not capture?)",
+        names.join(", "),
+        if names.len() == 1 { "it" } else { "them" }
+    )
 }
 
 /// `work` over every item in parallel with a progress bar; results keep their order.

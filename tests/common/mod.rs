@@ -1,6 +1,7 @@
 //! Helpers shared by the tests.
+// each test crate uses the helpers it needs, not all of them
+#![allow(dead_code)]
 
-#[allow(dead_code)] // each test crate uses the helpers it needs
 pub mod plan_check;
 
 use std::path::Path;
