@@ -1,7 +1,7 @@
 //! Command line: `dlstatic cc|c++` (the wrapper, arguments passed through untouched),
 //! `capture` and `link`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -12,7 +12,6 @@ use crate::link;
 use crate::plan::{ModuleSummary, Plan, Request, Source};
 use crate::python::build::{self, BuildOptions};
 use crate::python::verify;
-use crate::toolchain::Driver;
 use crate::workdir::LinkWork;
 
 #[derive(Parser)]
@@ -59,7 +58,7 @@ Example: make python-src && dlstatic build --out dist && chroot dist /bin/python
 Findings have a kind, a severity (error, warning, info), the modules and symbols involved\n\
 and a sentence saying what dlstatic does or what to do. Kinds: duplicate-definition,\n\
 cross-module-reference, ambiguous-reference, unresolved-symbol, missing-static-library,\n\
-duplicate-basename, unlinkable-object, lto-object, constructor, dlopen-call, nss-call.\n\
+missing-export, duplicate-basename, unlinkable-object, lto-object, constructor, dlopen-call, nss-call.\n\
 --json prints the report as documented in docs/audit.md.\n\
 Exit code: 0 clean, 1 errors (or warnings with --strict), 2 bad usage or unreadable input.\n\
 Example: dlstatic audit --db db host.o -- -lm"
@@ -233,25 +232,13 @@ impl LinkInputs {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
-    // The wrapper takes the compiler's arguments verbatim (including --help). It is
-    // `dlstatic cc ARGS`, or a link named dlstatic-cc for tools that want one program
-    // path as the compiler or linker (cargo's linker setting).
-    let invoked_as = Path::new(&args[0])
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let wrapper = match (invoked_as.as_str(), args.get(1).map(String::as_str)) {
-        (capture::LINK_NAME_C, _) => Some((Driver::C, &args[1..])),
-        (capture::LINK_NAME_CXX, _) => Some((Driver::Cxx, &args[1..])),
-        (_, Some("cc")) => Some((Driver::C, &args[2..])),
-        (_, Some("c++")) => Some((Driver::Cxx, &args[2..])),
-        _ => None,
-    };
-    let result = match wrapper {
-        Some((driver, rest)) => capture::run_wrapper(driver, rest),
+    // The wrapper takes the compiler's arguments verbatim (including --help).
+    let wrapped = capture::invocation(&args);
+    let result = match &wrapped {
+        Some(compiler) => capture::run_wrapper(compiler),
         None => run(Cli::parse()),
     };
-    let wrapper = wrapper.map(|(driver, _)| driver);
+    let wrapper = wrapped.map(|compiler| compiler.driver);
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -291,3 +291,44 @@ fn relink_reuses_modules_and_is_byte_identical() {
     assert_eq!(module_files(".km.a"), archives);
     assert_eq!(module_files(".km.symbols.c"), tables);
 }
+
+/// Builds that call the compiler by name (a script's `cc`, a Makefile's `gcc`), not
+/// through $CC, are captured too; capture says how many links it recorded and warns
+/// when there were none.
+#[test]
+fn compilers_called_by_name_are_captured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "x.c", "int x(void) { return 1; }\n");
+    write(d, "y.c", "int y(void) { return 2; }\n");
+    write(
+        d,
+        "Makefile",
+        "liby.so: y.c\n\tgcc -fPIC -c y.c -o y.o\n\tgcc -shared -o liby.so y.o\n",
+    );
+    let script = "cc -fPIC -c x.c -o x.o && cc -shared -o libx.so x.o && make -s";
+    let out = dlstatic(d, &["capture", "--db", "db", "--", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("capture: 2 shared-object links recorded"),
+        "{}",
+        stderr(&out)
+    );
+    let db = dlstatic::capture::db::CaptureDb::open_existing(&d.join("db")).unwrap();
+    let outputs: Vec<String> = db
+        .records()
+        .unwrap()
+        .iter()
+        .map(|r| r.file_name().to_string())
+        .collect();
+    assert_eq!(outputs, ["libx.so", "liby.so"]);
+
+    let nothing = dlstatic(d, &["capture", "--db", "db2", "--", "true"]);
+    assert!(nothing.status.success());
+    assert!(
+        stderr(&nothing).contains("capture: 0 shared-object links recorded")
+            && stderr(&nothing).contains("warning: the build linked no shared object"),
+        "{}",
+        stderr(&nothing)
+    );
+}

@@ -131,6 +131,14 @@ impl CaptureDb {
         )
     }
 
+    /// The file names of the records in the db (a capture counts what it added).
+    pub fn record_names(&self) -> Result<std::collections::BTreeSet<std::ffi::OsString>> {
+        let dir = self.root.join("links");
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))?;
+        Ok(entries.flatten().map(|e| e.file_name()).collect())
+    }
+
     /// All link records, sorted by output path then md5 so every later stage is deterministic.
     pub fn records(&self) -> Result<Vec<LinkRecord>> {
         let dir = self.root.join("links");

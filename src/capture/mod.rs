@@ -8,6 +8,9 @@
 
 pub mod compiler_args;
 pub mod db;
+mod masquerade;
+
+pub use masquerade::{LINK_NAME_C, LINK_NAME_CXX, Wrapped, invocation};
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,16 +24,13 @@ use crate::toolchain::Driver;
 use compiler_args::CompilerCommand;
 use db::{ArchiveMember, CaptureDb, LinkInput, LinkRecord, RECORD_VERSION};
 
-/// Names under which the dlstatic executable acts as the wrapper without a subcommand.
-pub const LINK_NAME_C: &str = "dlstatic-cc";
-pub const LINK_NAME_CXX: &str = "dlstatic-c++";
-
 /// `dlstatic cc|c++ ARGS…`: returns the exit code to leave with.
-pub fn run_wrapper(driver: Driver, args: &[String]) -> Result<i32> {
+pub fn run_wrapper(compiler: &Wrapped) -> Result<i32> {
+    let (driver, args) = (compiler.driver, compiler.args);
     let cmd = compiler_args::parse(args);
     let db_dir = std::env::var_os("DLSTATIC_DB").filter(|v| !v.is_empty());
     let (Some(db_dir), true) = (db_dir, cmd.links_shared_object) else {
-        return run_real(driver, args);
+        return run_real(compiler, args);
     };
     let db = CaptureDb::open(Path::new(&db_dir))?;
 
@@ -46,7 +46,7 @@ pub fn run_wrapper(driver: Driver, args: &[String]) -> Result<i32> {
             .to_string_lossy()
             .into_owned();
         let code = run_real(
-            driver,
+            compiler,
             &compiler_args::compile_only_args(&cmd, source, &object),
         )?;
         if code != 0 {
@@ -56,7 +56,7 @@ pub fn run_wrapper(driver: Driver, args: &[String]) -> Result<i32> {
         inputs[input_index] = object;
     }
 
-    let code = run_real(driver, &link_args)?;
+    let code = run_real(compiler, &link_args)?;
     if code != 0 {
         return Ok(code);
     }
@@ -70,19 +70,24 @@ pub fn run_wrapper(driver: Driver, args: &[String]) -> Result<i32> {
     Ok(0)
 }
 
-fn run_real(driver: Driver, args: &[String]) -> Result<i32> {
-    let real = driver.real_command();
-    let status = Command::new(&real[0])
-        .args(&real[1..])
-        .args(args)
-        .status()
-        .with_context(|| {
-            format!(
-                "cannot run the real compiler `{}` (set DLSTATIC_REAL_{})",
-                real.join(" "),
-                if driver == Driver::C { "CC" } else { "CXX" }
-            )
-        })?;
+fn run_real(compiler: &Wrapped, args: &[String]) -> Result<i32> {
+    let real = compiler.real_command();
+    let mut command = Command::new(&real[0]);
+    command.args(&real[1..]).args(args);
+    if let Some(path) = masquerade::real_path() {
+        command.env("PATH", path);
+    }
+    let status = command.status().with_context(|| {
+        format!(
+            "cannot run the real compiler `{}` (set DLSTATIC_REAL_{})",
+            real.join(" "),
+            if compiler.driver == Driver::C {
+                "CC"
+            } else {
+                "CXX"
+            }
+        )
+    })?;
     Ok(exit_code(status))
 }
 
@@ -223,24 +228,47 @@ fn snapshot_archive_members(
     Ok(members)
 }
 
-/// `dlstatic capture --db DIR -- CMD ARGS…`
+/// `dlstatic capture --db DIR -- CMD ARGS…`: ends with a line saying how many
+/// shared-object links it recorded, and a warning when there were none.
 pub fn run_capture(db_dir: &Path, command: &[String]) -> Result<i32> {
     let Some((program, args)) = command.split_first() else {
         bail!("capture: no command given (usage: dlstatic capture --db DIR -- CMD ARGS…)");
     };
-    CaptureDb::open(db_dir)?;
+    let db = CaptureDb::open(db_dir)?;
+    let before = db.record_names()?;
     let db_dir = std::path::absolute(db_dir)?;
     let exe = std::env::current_exe().context("cannot locate the dlstatic executable")?;
-    let exe_text = exe.to_string_lossy();
+    let links = tempfile::tempdir().context("cannot create a temporary directory")?;
     let mut child = Command::new(program);
     child.args(args).env("DLSTATIC_DB", &db_dir);
+    child.envs(masquerade::make_directory(links.path(), &exe)?);
+    set_compiler_variables(&mut child, &exe, links.path());
+    let status = child
+        .status()
+        .with_context(|| format!("capture: cannot run `{program}`"))?;
+    let recorded = db.record_names()?.difference(&before).count();
+    eprintln!(
+        "dlstatic: capture: {recorded} shared-object link{} recorded in {}",
+        if recorded == 1 { "" } else { "s" },
+        db_dir.display()
+    );
+    if recorded == 0 && status.success() {
+        eprintln!(
+            "dlstatic: warning: the build linked no shared object through a compiler capture sees (one called by absolute path, or nothing left to rebuild?)"
+        );
+    }
+    Ok(exit_code(status))
+}
+
+/// CC, CXX, LDSHARED, LDCXXSHARED and cargo's linker point at the wrapper; a compiler
+/// the user chose with CC/CXX stays the real compiler behind it.
+fn set_compiler_variables(child: &mut Command, exe: &Path, links: &Path) {
+    let exe_text = exe.to_string_lossy();
     child
         .env("CC", format!("{exe_text} cc"))
-        .env("CXX", format!("{exe_text} c++"));
-    child
+        .env("CXX", format!("{exe_text} c++"))
         .env("LDSHARED", format!("{exe_text} cc -shared"))
         .env("LDCXXSHARED", format!("{exe_text} c++ -shared"));
-    // A compiler the user chose with CC/CXX stays the real compiler behind the wrapper.
     for (var, real_var) in [("CC", "DLSTATIC_REAL_CC"), ("CXX", "DLSTATIC_REAL_CXX")] {
         if let (Some(user), None) = (std::env::var_os(var), std::env::var_os(real_var)) {
             if !user.to_string_lossy().contains(exe_text.as_ref()) {
@@ -249,13 +277,9 @@ pub fn run_capture(db_dir: &Path, command: &[String]) -> Result<i32> {
         }
     }
     // cargo (maturin, setuptools-rust) links with one program, not `dlstatic cc`
-    let links = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let linker = links.path().join(LINK_NAME_C);
-    std::os::unix::fs::symlink(&exe, &linker).context("cannot create the dlstatic-cc link")?;
     let target = env!("DLSTATIC_TARGET").to_uppercase().replace('-', "_");
-    child.env(format!("CARGO_TARGET_{target}_LINKER"), &linker);
-    let status = child
-        .status()
-        .with_context(|| format!("capture: cannot run `{program}`"))?;
-    Ok(exit_code(status))
+    child.env(
+        format!("CARGO_TARGET_{target}_LINKER"),
+        links.join(LINK_NAME_C),
+    );
 }
