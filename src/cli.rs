@@ -231,12 +231,23 @@ impl LinkInputs {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let args: Vec<String> = std::env::args().collect();
+    let os_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // (a non-UTF-8 argument is seen through a lossy copy: the wrapper hands the real
+    // compiler the original, and refuses to capture what it cannot read)
+    let args: Vec<String> = os_args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let readable = os_args.iter().all(|a| a.to_str().is_some());
     // The wrapper takes the compiler's arguments verbatim (including --help).
     let wrapped = capture::invocation(&args);
     let result = match &wrapped {
-        Some(compiler) => capture::run_wrapper(compiler),
-        None => run(Cli::parse()),
+        Some(compiler) if readable => capture::run_wrapper(compiler),
+        Some(compiler) => capture::run_wrapper_unreadable(
+            compiler,
+            &os_args[os_args.len() - compiler.args.len()..],
+        ),
+        None => run(Cli::parse_from(os_args)),
     };
     let wrapper = wrapped.map(|compiler| compiler.driver);
     match result {

@@ -332,3 +332,55 @@ fn compilers_called_by_name_are_captured() {
         stderr(&nothing)
     );
 }
+
+/// Arguments that are not UTF-8 never panic: the wrapper still runs the real compiler
+/// with them, and a shared link it cannot read is an error naming the argument, not a
+/// link left out; the other commands take non-UTF-8 paths or refuse in one line.
+#[test]
+fn non_utf8_arguments_are_errors_not_panics() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.c");
+    std::fs::write(d.join(name), "int f(void) { return 1; }\n").unwrap();
+    let wrapper = |args: &[&std::ffi::OsStr]| {
+        Command::new(DLSTATIC)
+            .arg("cc")
+            .args(args)
+            .env("DLSTATIC_DB", d.join("db"))
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let compile = wrapper(&[
+        name,
+        "-fPIC".as_ref(),
+        "-c".as_ref(),
+        "-o".as_ref(),
+        "f.o".as_ref(),
+    ]);
+    assert!(compile.status.success(), "{}", stderr(&compile));
+    let link = wrapper(&[
+        name,
+        "-fPIC".as_ref(),
+        "-shared".as_ref(),
+        "-o".as_ref(),
+        "f.so".as_ref(),
+    ]);
+    assert_eq!(link.status.code(), Some(1), "{}", stderr(&link));
+    let text = stderr(&link);
+    assert!(
+        text.contains("is not UTF-8") && text.contains("cannot be captured"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let audit = Command::new(DLSTATIC)
+        .args(["audit", "--db"])
+        .arg(std::ffi::OsStr::from_bytes(b"d\xffb"))
+        .arg("host.o")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(audit.status.code(), Some(2), "{}", stderr(&audit));
+    assert!(!stderr(&audit).contains("panicked"), "{}", stderr(&audit));
+}

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use anyhow::{Context, Result, anyhow, bail};
+
 /// gcc options whose value may be the next argument (`-o out`, `-I dir`, ...).
 const OPTIONS_WITH_SEPARATE_VALUE: &[&str] = &[
     "-o",
@@ -50,8 +52,12 @@ const SOURCE_EXTENSIONS: &[&str] = &[
     "S", "sx", "f", "for", "f90", "f95", "f03", "F", "F90",
 ];
 
-/// gcc never expands response files deeper than this; it guards against `@a` naming itself.
+/// Response files nested deeper than this are refused (`@a` naming itself, say).
 const MAX_RESPONSE_FILE_DEPTH: usize = 32;
+/// At most this many response files are read for one command.
+const MAX_RESPONSE_FILES: usize = 10_000;
+/// At most this much argument text comes out of them.
+const MAX_EXPANDED_BYTES: usize = 64 << 20;
 
 /// What one compiler command does, as far as capture cares.
 #[derive(Debug, Default, Clone)]
@@ -111,24 +117,57 @@ impl CompilerCommand {
 }
 
 /// Expand every `@file` argument recursively with gcc's quoting rules. An `@file` that
-/// cannot be read is kept as it is, as gcc does.
-pub fn expand_response_files(args: &[String]) -> Vec<String> {
+/// cannot be read is kept as it is, as gcc does. Nesting, the number of files read and
+/// the size of the result are bounded (a few files naming each other twice over would
+/// otherwise expand to gigabytes); past a bound, or in a file that is not UTF-8 text,
+/// the command cannot be read and that is an error.
+pub fn expand_response_files(args: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(args.len());
-    expand_into(args, &mut out, 0);
-    out
+    let mut budget = Budget {
+        files: MAX_RESPONSE_FILES,
+        bytes: MAX_EXPANDED_BYTES,
+    };
+    expand_into(args, &mut out, 0, &mut budget)?;
+    Ok(out)
 }
 
-fn expand_into(args: &[String], out: &mut Vec<String>, depth: usize) {
+/// What expansion may still read and produce.
+struct Budget {
+    files: usize,
+    bytes: usize,
+}
+
+fn expand_into(
+    args: &[String],
+    out: &mut Vec<String>,
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<()> {
     for arg in args {
-        let contents = match arg.strip_prefix('@') {
-            Some(path) if depth < MAX_RESPONSE_FILE_DEPTH => std::fs::read_to_string(path).ok(),
-            _ => None,
+        let contents = arg
+            .strip_prefix('@')
+            .and_then(|path| std::fs::read(path).ok());
+        let Some(bytes) = contents else {
+            budget.bytes = budget.bytes.checked_sub(arg.len() + 1).with_context(|| {
+                format!("response files expand to more than {} MiB of arguments (an @file named many times over?)", MAX_EXPANDED_BYTES >> 20)
+            })?;
+            out.push(arg.clone());
+            continue;
         };
-        match contents {
-            Some(text) => expand_into(&split_response_file(&text), out, depth + 1),
-            None => out.push(arg.clone()),
+        if depth >= MAX_RESPONSE_FILE_DEPTH {
+            bail!(
+                "{arg}: response files nested deeper than {MAX_RESPONSE_FILE_DEPTH} (does one name itself?)"
+            );
         }
+        budget.files = budget.files.checked_sub(1).with_context(|| {
+            format!("{arg}: more than {MAX_RESPONSE_FILES} response files read for one command (an @file named many times over?)")
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            anyhow!("{arg}: response file is not UTF-8 text; dlstatic cannot read this command")
+        })?;
+        expand_into(&split_response_file(&text), out, depth + 1, budget)?;
     }
+    Ok(())
 }
 
 /// libiberty's `buildargv`: whitespace separates, single and double quotes group,
@@ -181,8 +220,8 @@ pub fn split_response_file(text: &str) -> Vec<String> {
 }
 
 /// Parse an (unexpanded) compiler command line.
-pub fn parse(raw_args: &[String]) -> CompilerCommand {
-    let args = expand_response_files(raw_args);
+pub fn parse(raw_args: &[String]) -> Result<CompilerCommand> {
+    let args = expand_response_files(raw_args)?;
     let mut cmd = CompilerCommand::default();
     let mut shared = false;
     let mut stops_before_link = false;
@@ -246,7 +285,7 @@ pub fn parse(raw_args: &[String]) -> CompilerCommand {
     }
     cmd.links_shared_object = shared && !stops_before_link;
     cmd.args = args;
-    cmd
+    Ok(cmd)
 }
 
 fn is_source_file(path: &str) -> bool {
@@ -295,6 +334,36 @@ mod tests {
     }
 
     #[test]
+    fn response_files_are_bounded_and_must_be_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| format!("@{}", dir.path().join(name).display());
+        // each file names the next one twice: 2^20 expansions unless bounded
+        for level in 0..20 {
+            let next = at(&format!("r{}", level + 1));
+            std::fs::write(
+                dir.path().join(format!("r{level}")),
+                format!("{next} {next}"),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("r20"), "-shared").unwrap();
+        let error = expand_response_files(&[at("r0")]).unwrap_err().to_string();
+        assert!(error.contains("more than 10000 response files"), "{error}");
+        std::fs::write(dir.path().join("self"), at("self")).unwrap();
+        let error = expand_response_files(&[at("self")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("nested deeper than 32"), "{error}");
+        std::fs::write(dir.path().join("latin1"), b"-o caf\xe9.so").unwrap();
+        let error = parse(&[at("latin1")]).unwrap_err().to_string();
+        assert!(error.contains("not UTF-8"), "{error}");
+        assert_eq!(
+            expand_response_files(&strings(&["@missing", "-c"])).unwrap(),
+            strings(&["@missing", "-c"])
+        );
+    }
+
+    #[test]
     fn response_file_quoting_follows_gcc() {
         let got = split_response_file("a 'b c' \"d \\\" e\" f\\ g\n\n'' h");
         assert_eq!(got, strings(&["a", "b c", "d \" e", "f g", "", "h"]));
@@ -319,7 +388,8 @@ mod tests {
             "-I",
             "inc.o",
             "-pthread",
-        ]));
+        ]))
+        .unwrap();
         assert!(cmd.links_shared_object);
         assert_eq!(cmd.output.as_deref(), Some("x.so"));
         assert_eq!(cmd.inputs, strings(&["a.o", "libb.a"]));
@@ -333,15 +403,24 @@ mod tests {
 
     #[test]
     fn compile_step_is_not_a_link() {
-        assert!(!parse(&strings(&["-shared", "-c", "a.c", "-o", "a.o"])).links_shared_object);
-        assert!(!parse(&strings(&["a.o", "-o", "prog"])).links_shared_object);
+        assert!(
+            !parse(&strings(&["-shared", "-c", "a.c", "-o", "a.o"]))
+                .unwrap()
+                .links_shared_object
+        );
+        assert!(
+            !parse(&strings(&["a.o", "-o", "prog"]))
+                .unwrap()
+                .links_shared_object
+        );
     }
 
     #[test]
     fn sources_in_a_link_are_found_and_split_off() {
         let cmd = parse(&strings(&[
             "-O2", "-shared", "-fPIC", "p.c", "q.o", "-o", "p.so", "-lz", "-DX=1",
-        ]));
+        ]))
+        .unwrap();
         assert_eq!(cmd.sources, vec![0]);
         let compile = compile_only_args(&cmd, "p.c", "/tmp/p.o");
         assert_eq!(

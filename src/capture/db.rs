@@ -169,6 +169,14 @@ impl CaptureDb {
     /// Read, not mapped (see fsutil::map): objects are small and read from many threads,
     /// where unmapping costs more than the copy.
     pub fn read_object(&self, md5: &str) -> Result<Vec<u8>> {
+        // a record names objects by content address; anything else (`../../x`) would
+        // read outside the db
+        if ModuleId::parse(md5).is_err() {
+            anyhow::bail!(
+                "{}: a link record names object `{md5}`, which is not an md5 (corrupt record)",
+                self.root.display()
+            );
+        }
         let path = self.object_path(md5);
         std::fs::read(&path).with_context(|| format!("{}: missing from capture db", path.display()))
     }

@@ -27,7 +27,10 @@ use db::{ArchiveMember, CaptureDb, LinkInput, LinkRecord, RECORD_VERSION};
 /// `dlstatic cc|c++ ARGS…`: returns the exit code to leave with.
 pub fn run_wrapper(compiler: &Wrapped) -> Result<i32> {
     let (driver, args) = (compiler.driver, compiler.args);
-    let cmd = compiler_args::parse(args);
+    let cmd = match compiler_args::parse(args) {
+        Ok(cmd) => cmd,
+        Err(error) => return unreadable_command(compiler, args, error),
+    };
     let db_dir = std::env::var_os("DLSTATIC_DB").filter(|v| !v.is_empty());
     let (Some(db_dir), true) = (db_dir, cmd.links_shared_object) else {
         return run_real(compiler, args);
@@ -70,7 +73,39 @@ pub fn run_wrapper(compiler: &Wrapped) -> Result<i32> {
     Ok(0)
 }
 
-fn run_real(compiler: &Wrapped, args: &[String]) -> Result<i32> {
+/// A command with an argument that is not UTF-8: the real compiler gets the original
+/// arguments; the link, if it is one, cannot be captured.
+pub fn run_wrapper_unreadable(compiler: &Wrapped, os_args: &[OsString]) -> Result<i32> {
+    let bad = os_args
+        .iter()
+        .find(|a| a.to_str().is_none())
+        .cloned()
+        .unwrap_or_default();
+    let error = anyhow!("argument {bad:?} is not UTF-8 text");
+    unreadable_command(compiler, os_args, error)
+}
+
+/// A command dlstatic cannot read: the real compiler still runs (a compile must not
+/// break), but a shared link that cannot be captured is an error, never a link
+/// silently left out.
+fn unreadable_command(
+    compiler: &Wrapped,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    error: anyhow::Error,
+) -> Result<i32> {
+    let code = run_real(compiler, args)?;
+    let may_link = std::env::var_os("DLSTATIC_DB").is_some()
+        && compiler
+            .args
+            .iter()
+            .any(|a| a == "-shared" || a.starts_with('@'));
+    match (code, may_link) {
+        (0, true) => Err(error.context("the link cannot be captured")),
+        _ => Ok(code),
+    }
+}
+
+fn run_real(compiler: &Wrapped, args: &[impl AsRef<std::ffi::OsStr>]) -> Result<i32> {
     let real = compiler.real_command();
     let mut command = Command::new(&real[0]);
     command.args(&real[1..]).args(args);
