@@ -320,7 +320,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Capture { db, command } => capture::run_capture(&db, &command),
         Command::Link { output, inputs } => {
             let work = LinkWork::beside(&output);
-            work.create()?;
+            let _lock = work.lock(&output)?;
             let plan = inputs.plan(&work, &mut [])?;
             let summary = link::link(&plan, &output, &work)?;
             let summary_of_plan = plan.summary();

@@ -52,6 +52,34 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// Put the finished file or directory `tmp` in place as `dest`, durably: its data is
+/// on disk before the rename publishes it, and the rename is on disk before this
+/// returns — a crash leaves the old `dest` or the new one, never a torn one.
+pub fn publish(tmp: &Path, dest: &Path) -> Result<()> {
+    sync_filesystem_of(tmp)?;
+    std::fs::rename(tmp, dest).with_context(|| format!("{}: cannot write", dest.display()))?;
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("{}: cannot sync", dir.display()))
+}
+
+/// Everything written to the filesystem holding `path` reaches the disk (one syncfs,
+/// not one fsync per file of a payload of thousands).
+fn sync_filesystem_of(path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    // SAFETY: syncfs only reads the descriptor, which `file` keeps open for the call.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("{}: cannot sync", path.display()));
+    }
+    Ok(())
+}
+
 /// Copy a tree, leaving out what `skip` says (given the path relative to the top).
 /// Directories and symlinks are made first, then the files are copied in parallel (the
 /// stdlib is thousands of small files).

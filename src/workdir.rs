@@ -65,6 +65,23 @@ impl LinkWork {
             .with_context(|| format!("{}: cannot create work dir", self.dir.display()))
     }
 
+    /// Lock this work directory for linking `output`, and clear what a killed link
+    /// left behind.
+    pub fn lock(&self, output: &Path) -> Result<WorkLock> {
+        let held = lock(&self.dir, output)?;
+        remove_leftovers(output);
+        let _ = std::fs::remove_file(self.pass1_output());
+        // objects a killed compile left half-written (`x.o.tmp`)
+        for dir in [self.dir.clone(), self.runtime_dir()] {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(held)
+    }
+
     pub fn module_file(&self, base: &str, file: ModuleFile) -> PathBuf {
         let suffix = match file {
             ModuleFile::Analysis => "km.json",
@@ -107,6 +124,65 @@ impl LinkWork {
     }
 }
 
+/// Held while a run works in a directory; another run on the same OUT waits for it.
+pub struct WorkLock {
+    _file: std::fs::File,
+}
+
+/// Lock `dir/lock` for this process: one run per OUT at a time. A second run says
+/// whose it is and waits.
+fn lock(dir: &Path, what: &Path) -> Result<WorkLock> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let path = dir.join("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    if file.try_lock().is_err() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        eprintln!(
+            "dlstatic: {} is in use by pid {}; waiting for it to finish",
+            what.display(),
+            holder.trim()
+        );
+        file.lock()
+            .with_context(|| format!("{}: cannot lock", path.display()))?;
+    }
+    use std::io::{Seek, Write};
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(WorkLock { _file: file })
+}
+
+/// Remove what a killed run left beside `output`: its temporary outputs
+/// (`OUT.dlstatic-tmp<pid>`, `.OUT.dlstatic-staging…`). Called with the lock held.
+fn remove_leftovers(output: &Path) {
+    let (Some(parent), Some(name)) = (output.parent(), output.file_name()) else {
+        return;
+    };
+    let name = name.to_string_lossy();
+    let prefixes = [
+        format!("{name}.dlstatic-tmp"),
+        format!(".{name}.dlstatic-staging"),
+    ];
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| entry_name.starts_with(p.as_str())) {
+            let path = entry.path();
+            let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+        }
+    }
+}
+
 /// The work directory of `dlstatic build --out OUT`.
 #[derive(Debug, Clone)]
 pub struct BuildWork {
@@ -116,6 +192,37 @@ pub struct BuildWork {
 impl BuildWork {
     pub fn for_out(out: &Path) -> BuildWork {
         BuildWork { km: beside(out) }
+    }
+
+    /// Lock OUT for this build, and clear what a killed build left beside it: a
+    /// build killed between moving OUT aside and putting the new one in place gets
+    /// the previous OUT back.
+    pub fn lock(&self, out: &Path) -> Result<WorkLock> {
+        let held = lock(&self.km, out)?;
+        let previous = BuildWork::previous_out(out);
+        if !out.exists() && previous.is_dir() {
+            std::fs::rename(&previous, out)
+                .with_context(|| format!("{}: cannot restore the previous OUT", out.display()))?;
+        }
+        let _ = std::fs::remove_dir_all(previous);
+        remove_leftovers(out);
+        Ok(held)
+    }
+
+    /// Where the previous OUT waits while the new one is moved into place.
+    pub fn previous_out(out: &Path) -> PathBuf {
+        out.with_file_name(format!(
+            ".{}.old",
+            out.file_name().unwrap_or_default().to_string_lossy()
+        ))
+    }
+
+    /// Prefix of the staging directory a build assembles OUT in, beside OUT.
+    pub fn staging_prefix(out: &Path) -> String {
+        format!(
+            ".{}.dlstatic-staging",
+            out.file_name().unwrap_or_default().to_string_lossy()
+        )
     }
 
     pub fn logs(&self) -> PathBuf {

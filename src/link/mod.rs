@@ -81,8 +81,7 @@ pub fn link(plan: &Plan, output: &Path, work: &LinkWork) -> Result<LinkSummary> 
         let _ = std::fs::remove_file(&tmp_out);
     }
     linked?;
-    std::fs::rename(&tmp_out, output)
-        .with_context(|| format!("{}: cannot write", output.display()))?;
+    crate::fsutil::publish(&tmp_out, output)?;
     let _ = std::fs::remove_file(&pass1);
     lap("pass 2");
     Ok(LinkSummary {

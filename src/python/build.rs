@@ -57,6 +57,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     let out = std::path::absolute(&options.out)?;
     let work = BuildWork::for_out(&out);
     let inputs = Inputs::read(options)?;
+    let _lock = work.lock(&out)?;
     let stamp = work.build_stamp();
     if out.join("bin").is_dir() && stamp.matches(&inputs.key) {
         eprintln!(
@@ -91,7 +92,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     let parent = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
     let staging = tempfile::Builder::new()
-        .prefix(".dlstatic-staging")
+        .prefix(&BuildWork::staging_prefix(&out))
         .tempdir_in(parent)?;
     let root = staging.path();
     let plan = plan_and_audit(&inputs, &python, packages.as_ref(), &work)?;
@@ -440,16 +441,13 @@ fn match_installed_modules(
 
 /// Put `new` where `out` is: the old OUT is moved aside first and removed after.
 fn replace_dir(new: &Path, out: &Path) -> Result<()> {
-    let old = out.with_file_name(format!(
-        ".{}.old",
-        out.file_name().unwrap_or_default().to_string_lossy()
-    ));
+    let old = BuildWork::previous_out(out);
     let _ = std::fs::remove_dir_all(&old);
     if out.exists() {
         std::fs::rename(out, &old)
             .with_context(|| format!("{}: cannot move the previous OUT aside", out.display()))?;
     }
-    std::fs::rename(new, out)
+    crate::fsutil::publish(new, out)
         .with_context(|| format!("{}: cannot move the new payload into place", out.display()))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
