@@ -71,6 +71,25 @@ pub fn compile_c(source: &Path, object: &Path, include_dir: &Path) -> Result<()>
     Ok(())
 }
 
+/// The environment compile_c's output depends on (the `cc` crate reads CFLAGS and its
+/// target-specific forms), as sorted `NAME=value` lines: part of the cache key of
+/// every object dlstatic compiles.
+pub fn compile_environment() -> String {
+    let mut relevant: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+        .filter(|(k, _)| {
+            k.contains("CFLAGS")
+                || k.contains("CPPFLAGS")
+                || k.starts_with("CRATE_CC")
+                || k == "CC"
+                || k.starts_with("DLSTATIC_REAL_C")
+        })
+        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
+        .collect();
+    relevant.sort();
+    relevant.join("\n")
+}
+
 /// GCC LTO IR -> one ordinary relocatable object (`gcc -r -flto -flinker-output=nolto-rel`).
 pub fn lto_to_regular_object(bytes: &[u8], scratch: &Path) -> Result<Vec<u8>> {
     let dir = tempfile::tempdir_in(scratch)?;

@@ -108,7 +108,12 @@ fn compile_generated(source: &Path, text: &str, include_dir: &Path) -> Result<Pa
     let object = source.with_extension("o");
     let stamp = Stamp::at(source.with_extension("o.key"));
     let key = crate::module_id::md5_hex(
-        format!("{text}\0{RUNTIME_H}\0{:?}", Driver::C.real_command()).as_bytes(),
+        format!(
+            "{text}\0{RUNTIME_H}\0{:?}\0{}",
+            Driver::C.real_command(),
+            toolchain::compile_environment()
+        )
+        .as_bytes(),
     );
     if object.exists() && stamp.matches(&key) {
         return Ok(object);
