@@ -56,7 +56,7 @@ test:
 	$(CARGO) test --release
 
 test-fast:
-	$(CARGO) test --release --lib --test cli --test fixtures --test rename_vs_objcopy
+	$(CARGO) test --release --lib --test cli --test fixtures --test rename_vs_objcopy --test bad_inputs
 
 # hyperfine times the commands; lld and mold are the alternative linkers compared
 BENCH_PACKAGES := hyperfine lld mold bc

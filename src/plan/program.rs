@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use super::Request;
 use super::system_libs::{self, SystemLib};
@@ -134,7 +134,14 @@ impl Program {
     /// An archive (or a linker script naming archives): its members all go in when
     /// linked whole; otherwise its index joins the names the program can provide.
     fn add_archive(&mut self, path: &Path, whole: bool) -> Result<()> {
-        for archive in real_archives(path, 0)? {
+        let archives = real_archives(path, 0)?;
+        if archives.is_empty() {
+            bail!(
+                "{}: neither an object, an archive nor a linker script naming archives; it cannot be part of a static link",
+                path.display()
+            );
+        }
+        for archive in archives {
             if self.archives.contains(&archive) {
                 continue;
             }
