@@ -57,30 +57,11 @@ fn parse_case(text: &str) -> Result<Case, String> {
     }
 }
 
-fn copy_case(from: &Path, to: &Path) {
-    for entry in walk(from) {
-        let rel = entry.strip_prefix(from).unwrap();
-        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
-        std::fs::copy(&entry, to.join(rel)).unwrap();
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        match entry.file_type().unwrap().is_dir() {
-            true => files.extend(walk(&entry.path())),
-            false => files.push(entry.path()),
-        }
-    }
-    files
-}
-
 fn run_case(dir: &Path) -> Result<(), Failed> {
     let case = parse_case(&std::fs::read_to_string(dir.join("case")).map_err(|e| e.to_string())?)?;
     let scratch = tempfile::tempdir().unwrap();
     let d = scratch.path();
-    copy_case(dir, d);
+    common::copy_tree(dir, d);
     std::fs::write(d.join("host.c"), "int main(void) { return 0; }\n").unwrap();
     let host = Command::new("cc")
         .args(["-c", "host.c", "-o", "host.o"])

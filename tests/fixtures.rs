@@ -7,8 +7,8 @@
 //!                            (default: cc -c host.c -o host.o && cc host.o -o host_dyn)
 //! // build: CMD              shell command run under `dlstatic capture` ($CC, $CXX are the wrapper)
 //! // link: ARGS              `dlstatic link --db db -o host_static ARGS`
-//! // audit: KIND SEVERITY SYM `dlstatic audit` (run before the link, with the link's main
-//!                            inputs) reports exactly these findings, in JSON and in text;
+//! // audit: KIND SEVERITY SYM `dlstatic audit` (run before the link, with the link's
+//!                            arguments) reports exactly these findings, in JSON and in text;
 //!                            SYM is the first symbol named, `-` for none
 //! // expect-link-error: S    the link must fail with one stderr line containing S
 //! // env: K=V                environment for the static host
@@ -19,9 +19,14 @@
 //! // empty-root: PATH…       rerun the runs inside an empty root holding only the static
 //! //                         host and, at each PATH, the stub of the module built there
 //! ```
+//! The header's first lines are prose; a `key:` that is one word and not listed above is
+//! an error. After every successful link, the plan check (tests/common/plan_check.rs)
+//! holds: plan, audit and the executed link agree, down to the linker's map.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use libtest_mimic::{Arguments, Trial};
 
 mod common;
 use common::DLSTATIC;
@@ -84,7 +89,9 @@ fn parse_directives(source: &str) -> Fixture {
             }
             "stderr-contains" => f.stderr_contains.push(value.into()),
             "empty-root" => f.empty_root = value.split_whitespace().map(String::from).collect(),
-            _ => {} // prose
+            // prose: the description, whose "key" is more than one word
+            _ if key.contains(' ') => {}
+            _ => panic!("unknown directive `{key}` in the fixture header"),
         }
     }
     f
@@ -109,14 +116,6 @@ fn check(out: &Output, what: &str) {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
 /// Builds, links and runs one fixture; returns its scratch directory for further checks.
 fn run_fixture(name: &str) -> tempfile::TempDir {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -124,7 +123,7 @@ fn run_fixture(name: &str) -> tempfile::TempDir {
         .join(name);
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
-    copy_dir(&src, dir);
+    common::copy_tree(&src, dir);
     let host_file = ["host.c", "host.cc"]
         .into_iter()
         .find(|h| dir.join(h).exists())
@@ -382,92 +381,24 @@ fn run_in_empty_root(dir: &Path, f: &Fixture) {
     }
 }
 
-#[test]
-fn two_plugins_with_the_same_globals() {
-    run_fixture("two_plugins");
-}
-
-#[test]
-fn same_basename_in_two_directories() {
-    run_fixture("same_basename");
-}
-
-#[test]
-fn cxx_inline_statics_templates_and_thread_local_stay_per_module() {
-    run_fixture("cxx_inline");
-}
-
-#[test]
-fn zlib_plugin_links_libz_statically() {
-    run_fixture("zlib_plugin");
-}
-
-#[test]
-fn missing_static_library_is_named() {
-    run_fixture("missing_lib");
-}
-
-#[test]
-fn dl_api_answers_like_glibc() {
-    run_fixture("dl_api");
-}
-
-#[test]
-fn lto_plugin_is_converted_and_renamed() {
-    run_fixture("lto_plugin");
-}
-
-#[test]
-fn unconvertible_lto_object_is_refused() {
-    run_fixture("lto_refused");
-}
-
-#[test]
-fn cross_module_reference_is_bound_to_the_provider() {
-    run_fixture("cross_module");
-}
-
-#[test]
-fn symbol_exported_by_two_modules_is_refused() {
-    run_fixture("ambiguous");
-}
-
-#[test]
-fn unresolved_symbol_is_reported_before_the_link() {
-    run_fixture("unresolved");
-}
-
-#[test]
-fn constructors_run_at_program_start() {
-    run_fixture("constructor");
-}
-
-#[test]
-fn module_calling_dlopen_is_served_and_audited() {
-    run_fixture("dlopen_caller");
-}
-
-#[test]
-fn nss_calls_work_and_are_audited() {
-    run_fixture("nss_caller");
-}
-
-#[test]
-fn response_file_thin_archive_and_source_in_link() {
-    run_fixture("rsp_thin_archive");
-}
-
-#[test]
-fn fallback_hands_unknown_paths_to_the_real_loader() {
-    run_fixture("fallback");
-}
-
-#[test]
-fn whole_archive_undefined_roots_and_version_scripts_export_as_dynamically() {
-    run_fixture("linker_options");
-}
-
-#[test]
-fn an_export_nothing_defines_stops_audit_and_link() {
-    run_fixture("missing_export");
+/// One test per directory under tests/fixtures/.
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let trials = names
+        .into_iter()
+        .map(|name| {
+            Trial::test(name.clone(), move || {
+                run_fixture(&name);
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

@@ -20,6 +20,20 @@ pub fn build(out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Copy every file below `from` to the same place below `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(entry.file_name());
+        match entry.file_type().unwrap().is_dir() {
+            true => copy_tree(&entry.path(), &dest),
+            false => {
+                std::fs::create_dir_all(to).unwrap();
+                std::fs::copy(entry.path(), dest).unwrap();
+            }
+        }
+    }
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
