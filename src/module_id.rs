@@ -22,7 +22,7 @@ impl ModuleId {
     }
 
     pub fn parse(text: &str) -> Result<ModuleId> {
-        if text.len() != 32 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !is_md5(text) {
             bail!("`{text}` is not a module id (32 lowercase hex digits)");
         }
         Ok(ModuleId(text.to_string()))
@@ -48,6 +48,11 @@ pub fn is_renamed(name: &str) -> bool {
     name.strip_suffix(RENAMED_SUFFIX)
         .and_then(|rest| rest.len().checked_sub(33).map(|at| &rest[at..]))
         .is_some_and(|tail| tail.starts_with('_') && ModuleId::parse(&tail[1..]).is_ok())
+}
+
+/// Whether `text` is an md5 as dlstatic writes them: 32 lowercase hex digits.
+pub fn is_md5(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// md5 as lowercase hex: the content address of every file dlstatic stores.

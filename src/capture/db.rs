@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
-use crate::module_id::{ModuleId, md5_hex};
+use crate::module_id::{ModuleId, is_md5, md5_hex};
 use crate::toolchain::Driver;
 
 /// Bumped when LinkRecord changes shape.
@@ -171,7 +171,7 @@ impl CaptureDb {
     pub fn read_object(&self, md5: &str) -> Result<Vec<u8>> {
         // a record names objects by content address; anything else (`../../x`) would
         // read outside the db
-        if ModuleId::parse(md5).is_err() {
+        if !is_md5(md5) {
             anyhow::bail!(
                 "{}: a link record names object `{md5}`, which is not an md5 (corrupt record)",
                 self.root.display()
