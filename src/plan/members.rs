@@ -49,35 +49,7 @@ pub fn pull(
     for object in &program.objects {
         state.take(object);
     }
-    // module references the main program side answers: not those bound to another
-    // module, nor those the resolution found ambiguous or unresolved
-    let module_side: HashSet<(usize, &str)> = resolution
-        .bindings
-        .iter()
-        .map(|(from, name, _)| (*from, name.as_str()))
-        .chain(
-            resolution
-                .ambiguous
-                .iter()
-                .map(|(from, name, _)| (*from, name.as_str())),
-        )
-        .chain(
-            resolution
-                .unresolved
-                .iter()
-                .map(|(from, name)| (*from, name.as_str())),
-        )
-        .collect();
-    for (index, planned) in modules.iter().enumerate() {
-        for name in &planned.module.undefined {
-            if !module_side.contains(&(index, name.as_str())) && !state.defined.contains(name) {
-                state
-                    .wanted
-                    .entry(name.clone())
-                    .or_insert_with(|| planned.module.file_name.clone());
-            }
-        }
-    }
+    seed_module_references(&mut state, modules, resolution);
     let maps: Vec<memmap2::Mmap> = program
         .archives
         .iter()
@@ -86,13 +58,9 @@ pub fn pull(
     let index = build_index(&program.archives, &maps)?;
     let mut pulled_offsets: HashSet<(usize, u64)> = HashSet::new();
     loop {
-        let wanted: Vec<(usize, u64)> = state
-            .wanted
-            .keys()
+        let wanted: BTreeSet<(usize, u64)> = (state.wanted.keys())
             .filter_map(|name| index.get(name).copied())
             .filter(|at| !pulled_offsets.contains(at))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect();
         if wanted.is_empty() {
             break;
@@ -102,21 +70,41 @@ pub fn pull(
             let path = &program.archives[archive];
             let (member, object) = member_at(path, &maps[archive], offset)?;
             state.take(&object);
-            state
-                .pulled
-                .members
-                .entry(path.clone())
-                .or_default()
-                .insert(member);
+            let members = state.pulled.members.entry(path.clone()).or_default();
+            members.insert(member);
         }
     }
     // every name an index offers was pulled above; what remains, nothing defines
-    state.pulled.unresolved = state
-        .wanted
-        .into_iter()
+    state.pulled.unresolved = (state.wanted.into_iter())
         .filter(|(name, _)| !program.provides(name))
         .collect();
     Ok(state.pulled)
+}
+
+/// The module references the main program side answers: not those bound to another
+/// module, nor those the resolution found ambiguous or unresolved.
+fn seed_module_references(state: &mut State, modules: &[PlannedModule], resolution: &Resolution) {
+    let bound = resolution
+        .bindings
+        .iter()
+        .map(|(from, name, _)| (*from, name.as_str()));
+    let ambiguous = resolution
+        .ambiguous
+        .iter()
+        .map(|(from, name, _)| (*from, name.as_str()));
+    let unresolved = resolution
+        .unresolved
+        .iter()
+        .map(|(from, name)| (*from, name.as_str()));
+    let module_side: HashSet<(usize, &str)> = bound.chain(ambiguous).chain(unresolved).collect();
+    for (index, planned) in modules.iter().enumerate() {
+        for name in &planned.module.undefined {
+            if !module_side.contains(&(index, name.as_str())) && !state.defined.contains(name) {
+                let requester = || planned.module.file_name.clone();
+                state.wanted.entry(name.clone()).or_insert_with(requester);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
