@@ -49,6 +49,7 @@ fn run() -> Result<()> {
                     &renames,
                     &out.join(format!("{}.km.a", module.base())),
                 )
+                .map(|_| ())
             }
         })
 }

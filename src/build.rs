@@ -160,6 +160,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         extra_dbs,
         main_inputs,
         linker_args,
+        eager_constructors: false,
     };
     let summary = link::link(&link_options).context("linking the static interpreter")?;
     if summary.reused == summary.modules.len() {

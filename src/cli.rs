@@ -147,6 +147,10 @@ Example: dlstatic link --db db -o host-static host.o -- -lm"
         /// Link only captured objects whose path or basename matches GLOB (repeatable)
         #[arg(long, value_name = "GLOB")]
         only: Vec<String>,
+        /// Run every module's constructors at program start (as a plain static link
+        /// would) instead of at the module's first dlopen (as the dynamic loader does)
+        #[arg(long)]
+        eager_constructors: bool,
         /// Objects, archives and -l flags of the main program, then optionally
         /// `-- LINKER_ARGS…` for the end of the final link line
         #[arg(value_name = "MAIN_INPUT", required = true, allow_hyphen_values = true, num_args = 1..)]
@@ -275,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             db,
             output,
             only,
+            eager_constructors,
             mut main_inputs,
         } => {
             // clap keeps the `--` among the hyphen-friendly inputs; everything after it is LINKER_ARGS
@@ -297,6 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 extra_dbs: Vec::new(),
                 main_inputs,
                 linker_args,
+                eager_constructors,
             };
             let summary = link::link(&options)?;
             let objects: usize = summary.modules.iter().map(|m| m.objects.len()).sum();

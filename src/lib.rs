@@ -18,6 +18,7 @@ pub mod compiler_args;
 pub mod db;
 pub mod elf;
 pub mod fsutil;
+pub mod initfini;
 pub mod libs;
 pub mod link;
 pub mod mangle;

@@ -22,10 +22,18 @@ use crate::db::{CaptureDb, LinkRecord};
 use crate::elf::{self, SymbolKind};
 use crate::fsutil::{write_atomic, write_atomic_with};
 use crate::resolve::{self, ProgramSymbols};
-use crate::{archive, libs, mangle, progress, toolchain};
+use crate::{archive, initfini, libs, mangle, progress, toolchain};
 
 const RUNTIME_C: &str = include_str!("../runtime/dlstatic.c");
-const RUNTIME_H: &str = include_str!("../runtime/dlstatic.h");
+/// The runtime's headers: dlstatic.h is the tables' too; the others are parts of the
+/// runtime's one translation unit.
+const RUNTIME_HEADERS: [(&str, &str); 5] = [
+    ("dlstatic.h", include_str!("../runtime/dlstatic.h")),
+    ("registry.h", include_str!("../runtime/registry.h")),
+    ("addrmap.h", include_str!("../runtime/addrmap.h")),
+    ("loader.h", include_str!("../runtime/loader.h")),
+    ("md5.h", include_str!("../runtime/md5.h")),
+];
 
 pub struct LinkOptions {
     pub db: PathBuf,
@@ -41,6 +49,9 @@ pub struct LinkOptions {
     pub extra_dbs: Vec<(PathBuf, BTreeSet<String>)>,
     pub main_inputs: Vec<String>,
     pub linker_args: Vec<String>,
+    /// Run every module's constructors at program start, as a plain static link would,
+    /// instead of at its first dlopen.
+    pub eager_constructors: bool,
 }
 
 /// What a finished link reports.
@@ -200,8 +211,10 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
 
     // Pass 2: add the main program's table and write OUT.
     let aliases = main_aliases(&system_libs, &options.main_inputs);
-    let main_table = main_program_table(&std::fs::read(&pass1)?, aliases, &options.output)
+    let mut main_table = main_program_table(&std::fs::read(&pass1)?, aliases, &options.output)
         .with_context(|| format!("{}: reading the first link's symbols", pass1.display()))?;
+    main_table.eager = options.eager_constructors;
+    mark_own_symbols(&mut main_table, &options.main_inputs)?;
     let main_symbols = main_table.symbols.len();
     let main_object = compile_table(&main_table, &work.join("main.symbols.c"), &work)?;
     eprintln!(
@@ -328,7 +341,7 @@ fn prepare_module(
     }
     module.bindings = bindings;
     let renames = module_renames(&module);
-    write_renamed_archive(db, &module, &renames, &archive_path)?;
+    let moved = write_renamed_archive(db, &module, &renames, &archive_path)?;
     write_atomic(
         &work_file(work, &module, "km.symmap"),
         mangle::symmap_text(&renames).as_bytes(),
@@ -337,11 +350,9 @@ fn prepare_module(
         &work_file(work, &module, "km.id"),
         format!("{}\n", module.md5).as_bytes(),
     )?;
-    compile_table(
-        &Table::for_module(&module),
-        &work_file(work, &module, "km.symbols.c"),
-        work,
-    )?;
+    let mut table = Table::for_module(&module);
+    table.set_initfini(&moved);
+    compile_table(&table, &work_file(work, &module, "km.symbols.c"), work)?;
     // written last: its presence marks the module's work files complete
     write_atomic(
         &work_file(work, &module, "km.json"),
@@ -362,24 +373,36 @@ pub fn module_renames(module: &Module) -> HashMap<String, String> {
     renames
 }
 
-/// The module's objects, each renamed by `renames`, written as the archive `dest`.
+/// The module's objects, each renamed by `renames` and with its init/fini sections moved
+/// to the module's own (`initfini`), written as the archive `dest`. Returns the moved sections.
 pub fn write_renamed_archive(
     db: &CaptureDb,
     module: &Module,
     renames: &HashMap<String, String>,
     dest: &Path,
-) -> Result<()> {
+) -> Result<BTreeSet<initfini::MovedSection>> {
     // objects are renamed in parallel; collect keeps their order
-    let renamed_objects: Vec<(String, Vec<u8>)> = module
+    let renamed_objects: Vec<(String, Vec<u8>, Vec<initfini::MovedSection>)> = module
         .objects
         .par_iter()
         .map(|object| {
             let (bytes, _) = mangle::rename_symbols(db.read_object(&object.md5)?, renames)
                 .with_context(|| object.origin.clone())?;
-            Ok((object.origin.clone(), bytes))
+            let (bytes, moved) = initfini::move_init_sections(bytes, &module.md5)
+                .with_context(|| object.origin.clone())?;
+            Ok((object.origin.clone(), bytes, moved))
         })
         .collect::<Result<_>>()?;
-    write_atomic_with(dest, |out| archive::write_archive(&renamed_objects, out))
+    let moved = renamed_objects
+        .iter()
+        .flat_map(|o| o.2.iter().cloned())
+        .collect();
+    let members: Vec<(String, Vec<u8>)> = renamed_objects
+        .into_iter()
+        .map(|(n, b, _)| (n, b))
+        .collect();
+    write_atomic_with(dest, |out| archive::write_archive(&members, out))?;
+    Ok(moved)
 }
 
 /// Render a table to `source` and compile it next to it (`x.symbols.c` → `x.symbols.o`).
@@ -390,8 +413,10 @@ fn compile_table(table: &Table, source: &Path, work: &Path) -> Result<PathBuf> {
 fn compile_runtime(work: &Path) -> Result<PathBuf> {
     let dir = work.join("runtime");
     std::fs::create_dir_all(&dir)?;
-    if std::fs::read(dir.join("dlstatic.h")).ok().as_deref() != Some(RUNTIME_H.as_bytes()) {
-        write_atomic(&dir.join("dlstatic.h"), RUNTIME_H.as_bytes())?;
+    for (name, text) in RUNTIME_HEADERS {
+        if std::fs::read(dir.join(name)).ok().as_deref() != Some(text.as_bytes()) {
+            write_atomic(&dir.join(name), text.as_bytes())?;
+        }
     }
     compile_generated(&dir.join("dlstatic.c"), RUNTIME_C, &dir)
 }
@@ -405,7 +430,8 @@ fn compile_generated(source: &Path, text: &str, include_dir: &Path) -> Result<Pa
     let key = format!(
         "{:x}",
         md5::compute(format!(
-            "{text}\0{RUNTIME_H}\0{:?}",
+            "{text}\0{:?}\0{:?}",
+            RUNTIME_HEADERS,
             Driver::C.real_command()
         ))
     );
@@ -540,7 +566,7 @@ fn excluded_from_main_table(name: &str) -> bool {
         "__rela_iplt",
         "__start_",
         "__stop_",
-        "dlstatic_register",
+        "dlstatic_module_",
     ];
     LINKER_DEFINED.contains(&name)
         || LINKER_PREFIXES.iter().any(|p| name.starts_with(p))
@@ -549,11 +575,31 @@ fn excluded_from_main_table(name: &str) -> bool {
 
 /// `name_<32 hex>_km`, as Module::renamed makes them.
 fn is_renamed_module_symbol(name: &str) -> bool {
-    name.strip_suffix("_km")
-        .and_then(|rest| rest.len().checked_sub(33).map(|at| &rest[at..]))
-        .is_some_and(|tail| {
-            tail.starts_with('_') && tail[1..].bytes().all(|b| b.is_ascii_hexdigit())
-        })
+    codegen::renamed_module_id(name).is_some()
+}
+
+/// Flag the main table's symbols that the program's own objects (its relocatable main
+/// inputs, not archives or libraries) define: dlsym(RTLD_NEXT) from the program skips them.
+fn mark_own_symbols(table: &mut Table, main_inputs: &[String]) -> Result<()> {
+    let mut own = std::collections::HashSet::new();
+    for input in main_inputs.iter().filter(|i| !i.starts_with('-')) {
+        let bytes = crate::fsutil::map(Path::new(input))
+            .with_context(|| format!("{input}: cannot read main input"))?;
+        if elf::file_kind(&bytes) == elf::FileKind::Relocatable {
+            let summary = elf::summarize_object(&bytes).with_context(|| input.clone())?;
+            own.extend(
+                summary
+                    .globals
+                    .into_iter()
+                    .filter(|s| s.defined)
+                    .map(|s| s.name),
+            );
+        }
+    }
+    for symbol in &mut table.symbols {
+        symbol.own = own.contains(&symbol.name);
+    }
+    Ok(())
 }
 
 fn main_program_table(executable: &[u8], aliases: Vec<String>, output: &Path) -> Result<Table> {
@@ -566,6 +612,7 @@ fn main_program_table(executable: &[u8], aliases: Vec<String>, output: &Path) ->
             tls: kind == SymbolKind::Tls,
             size,
             exported: true,
+            own: false,
         })
         .collect();
     symbols.sort_by(|a, b| a.name.cmp(&b.name));
@@ -583,6 +630,11 @@ fn main_program_table(executable: &[u8], aliases: Vec<String>, output: &Path) ->
         is_main: true,
         symbols,
         aliases,
+        deps: Vec::new(),
+        inits: Vec::new(),
+        finis: Vec::new(),
+        sections: Vec::new(),
+        eager: false,
     })
 }
 

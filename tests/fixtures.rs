@@ -436,8 +436,13 @@ fn unresolved_symbol_is_reported_before_the_link() {
 }
 
 #[test]
-fn constructors_run_at_program_start() {
+fn constructors_run_at_first_dlopen() {
     run_fixture("constructor");
+}
+
+#[test]
+fn eager_constructors_run_at_program_start() {
+    run_fixture("constructor_eager");
 }
 
 #[test]
