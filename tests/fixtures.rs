@@ -464,3 +464,8 @@ fn response_file_thin_archive_and_source_in_link() {
 fn fallback_hands_unknown_paths_to_the_real_loader() {
     run_fixture("fallback");
 }
+
+#[test]
+fn dl_semantics_match_glibc_under_fork_small_stacks_and_rtld_next() {
+    run_fixture("dl_semantics");
+}
