@@ -469,3 +469,8 @@ fn fallback_hands_unknown_paths_to_the_real_loader() {
 fn dl_semantics_match_glibc_under_fork_small_stacks_and_rtld_next() {
     run_fixture("dl_semantics");
 }
+
+#[test]
+fn module_constructors_run_at_first_dlopen_in_loader_order() {
+    run_fixture("ctor_order");
+}
