@@ -15,7 +15,7 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test bench demo clean
+.PHONY: help setup python-src build run test sanitize bench demo clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -23,6 +23,7 @@ help:
 	@echo "make build       build target/release/dlstatic"
 	@echo "make python-src  fetch Debian's CPython 3.11 source tarball into $(CACHE)/src"
 	@echo "make test        run every test (fixtures with the real compiler and linker)"
+	@echo "make sanitize    the runtime shim under ASan+UBSan and TSan, 8 threads x 1e5 rounds"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
 
@@ -53,6 +54,10 @@ build:
 
 test:
 	$(CARGO) test --release
+
+# (make test runs a short version, tests/sanitize.rs)
+sanitize:
+	tests/sanitize/run.sh 100000
 
 # hyperfine times the commands; lld and mold are the alternative linkers compared
 BENCH_PACKAGES := hyperfine lld mold bc

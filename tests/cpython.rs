@@ -357,3 +357,47 @@ fn cpython_test_suite_matches_the_dynamic_build() {
     );
     assert!(report.contains("\n0 unexpected differences"), "{report}");
 }
+
+/// 200 rounds: two threads import extension modules afresh (each import is a dlopen and
+/// dlsym in the shim) while the main thread starts a `fork` child that imports one too. A
+/// child that inherited the loader lock held by an importing thread would hang; the
+/// timeout turns that into a count.
+const FORK_WHILE_IMPORTING: &str = r#"
+import importlib.util, multiprocessing as mp, threading
+NAMES = ["_json", "_csv", "array", "_bisect", "_struct", "math", "_random", "_heapq", "select", "binascii"]
+def load(name):
+    spec = importlib.util.find_spec(name)
+    spec.loader.create_module(spec)
+stop = False
+def importer(offset):
+    i = offset
+    while not stop:
+        load(NAMES[i % len(NAMES)]); i += 1
+def child(i):
+    load(NAMES[i % len(NAMES)])
+threads = [threading.Thread(target=importer, args=(k,)) for k in (0, 5)]
+for t in threads: t.start()
+ctx = mp.get_context("fork")
+hung = failed = 0
+for i in range(200):
+    p = ctx.Process(target=child, args=(i,))
+    p.start(); p.join(20)
+    if p.exitcode is None:
+        hung += 1; p.kill(); p.join()
+    elif p.exitcode != 0:
+        failed += 1
+stop = True
+for t in threads: t.join()
+print(f"rounds: 200, hung: {hung}, failed: {failed}")
+"#;
+
+#[test]
+fn multiprocessing_fork_while_threads_import_extensions_completes() {
+    let dist = dist().read().unwrap();
+    let out = in_empty_root(&dist, FORK_WHILE_IMPORTING);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "rounds: 200, hung: 0, failed: 0"
+    );
+}
