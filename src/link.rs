@@ -214,7 +214,10 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     let mut main_table = main_program_table(&std::fs::read(&pass1)?, aliases, &options.output)
         .with_context(|| format!("{}: reading the first link's symbols", pass1.display()))?;
     main_table.eager = options.eager_constructors;
-    mark_own_symbols(&mut main_table, &options.main_inputs)?;
+    // dlsym(RTLD_NEXT) from the program skips what its own objects define
+    for symbol in &mut main_table.symbols {
+        symbol.own = program.own.contains(&symbol.name);
+    }
     let main_symbols = main_table.symbols.len();
     let main_object = compile_table(&main_table, &work.join("main.symbols.c"), &work)?;
     eprintln!(
@@ -576,30 +579,6 @@ fn excluded_from_main_table(name: &str) -> bool {
 /// `name_<32 hex>_km`, as Module::renamed makes them.
 fn is_renamed_module_symbol(name: &str) -> bool {
     codegen::renamed_module_id(name).is_some()
-}
-
-/// Flag the main table's symbols that the program's own objects (its relocatable main
-/// inputs, not archives or libraries) define: dlsym(RTLD_NEXT) from the program skips them.
-fn mark_own_symbols(table: &mut Table, main_inputs: &[String]) -> Result<()> {
-    let mut own = std::collections::HashSet::new();
-    for input in main_inputs.iter().filter(|i| !i.starts_with('-')) {
-        let bytes = crate::fsutil::map(Path::new(input))
-            .with_context(|| format!("{input}: cannot read main input"))?;
-        if elf::file_kind(&bytes) == elf::FileKind::Relocatable {
-            let summary = elf::summarize_object(&bytes).with_context(|| input.clone())?;
-            own.extend(
-                summary
-                    .globals
-                    .into_iter()
-                    .filter(|s| s.defined)
-                    .map(|s| s.name),
-            );
-        }
-    }
-    for symbol in &mut table.symbols {
-        symbol.own = own.contains(&symbol.name);
-    }
-    Ok(())
 }
 
 fn main_program_table(executable: &[u8], aliases: Vec<String>, output: &Path) -> Result<Table> {

@@ -48,6 +48,8 @@ const LINKER_DEFINED: &[&str] = &[
 /// Everything the main program side of the link defines.
 pub struct ProgramSymbols {
     names: HashSet<String>,
+    /// What the program's own relocatable objects define (not its archives or libraries).
+    pub own: HashSet<String>,
 }
 
 impl ProgramSymbols {
@@ -55,6 +57,7 @@ impl ProgramSymbols {
     /// plus the system static archives the modules need; `cxx`: C++ runtime too.
     pub fn collect(main_inputs: &[String], system_archives: &[PathBuf], cxx: bool) -> Result<Self> {
         let mut names: HashSet<String> = LINKER_DEFINED.iter().map(|s| s.to_string()).collect();
+        let mut own = HashSet::new();
         let lib_dirs: Vec<String> = main_inputs
             .iter()
             .filter_map(|a| a.strip_prefix("-L"))
@@ -72,7 +75,7 @@ impl ProgramSymbols {
                     elf::FileKind::Relocatable => {
                         let summary =
                             elf::summarize_object(&bytes).with_context(|| input.clone())?;
-                        names.extend(
+                        own.extend(
                             summary
                                 .globals
                                 .into_iter()
@@ -92,7 +95,8 @@ impl ProgramSymbols {
         for archive in archives {
             add_archive_index(&archive, &mut names, 0)?;
         }
-        Ok(ProgramSymbols { names })
+        names.extend(own.iter().cloned());
+        Ok(ProgramSymbols { names, own })
     }
 
     pub fn provides(&self, name: &str) -> bool {
