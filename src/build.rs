@@ -39,6 +39,8 @@ pub struct BuildOptions {
     pub linker: Option<String>,
     /// Extra arguments for the final link.
     pub link_args: Vec<String>,
+    /// Module constructors at start-up, not at first dlopen.
+    pub eager_constructors: bool,
     /// Print the time each stage took.
     pub timings: bool,
 }
@@ -160,7 +162,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         extra_dbs,
         main_inputs,
         linker_args,
-        eager_constructors: false,
+        eager_constructors: options.eager_constructors,
     };
     let summary = link::link(&link_options).context("linking the static interpreter")?;
     if summary.reused == summary.modules.len() {
@@ -237,14 +239,15 @@ fn build_key(
     context
         .consume(std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?);
     let settings = format!(
-        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}",
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}",
         packages.map_or("", |p| p.key.as_str()),
         skip.join(" "),
         options.keep_so,
         options.full_stdlib,
         options.verify,
         options.linker,
-        options.link_args
+        options.link_args,
+        options.eager_constructors
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))

@@ -82,6 +82,10 @@ Example: make python-src && dlstatic build --out dist && chroot dist /bin/python
         /// An extra argument for the final link, e.g. --link-arg=-Wl,--gc-sections (repeatable)
         #[arg(long = "link-arg", value_name = "ARG", allow_hyphen_values = true)]
         link_args: Vec<String>,
+        /// Run every extension module's constructors at start-up instead of at its
+        /// first import (see `dlstatic link --eager-constructors`)
+        #[arg(long)]
+        eager_constructors: bool,
         /// Print the wall time of each stage at the end
         #[arg(long)]
         timings: bool,
@@ -210,6 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             no_verify,
             linker,
             link_args,
+            eager_constructors,
             timings,
         } => {
             let options = BuildOptions {
@@ -223,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 verify: !no_verify,
                 linker,
                 link_args,
+                eager_constructors,
                 timings,
             };
             build::build(&options)?;

@@ -359,28 +359,40 @@ fn cpython_test_suite_matches_the_dynamic_build() {
 }
 
 /// 200 rounds: two threads import extension modules afresh (each import is a dlopen and
-/// dlsym in the shim) while the main thread starts a `fork` child that imports one too. A
-/// child that inherited the loader lock held by an importing thread would hang; the
-/// timeout turns that into a count.
+/// dlsym in the shim) and call dlopen/dladdr/dlclose through ctypes, which releases the
+/// GIL as C extensions do (an import holds it, so imports alone never overlap a fork),
+/// while the main thread starts a `fork` child that imports a module too. A child that
+/// inherited the loader lock held by another thread would hang; the timeout counts it.
 const FORK_WHILE_IMPORTING: &str = r#"
-import importlib.util, multiprocessing as mp, threading
+import ctypes, importlib.util, multiprocessing as mp, threading
 NAMES = ["_json", "_csv", "array", "_bisect", "_struct", "math", "_random", "_heapq", "select", "binascii"]
-def load(name):
-    spec = importlib.util.find_spec(name)
+SPECS = [importlib.util.find_spec(n) for n in NAMES]
+libc = ctypes.CDLL(None)
+libc.dlopen.restype = ctypes.c_void_p
+libc.dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.dlclose.argtypes = [ctypes.c_void_p]
+libc.dladdr.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+info = (ctypes.c_void_p * 4)()
+where = ctypes.cast(libc.dlopen, ctypes.c_void_p)
+def load(i):
+    spec = SPECS[i % len(SPECS)]
     spec.loader.create_module(spec)
 stop = False
 def importer(offset):
     i = offset
     while not stop:
-        load(NAMES[i % len(NAMES)]); i += 1
-def child(i):
-    load(NAMES[i % len(NAMES)])
+        load(i)
+        h = libc.dlopen(SPECS[i % len(SPECS)].origin.encode(), 2)
+        for _ in range(16):
+            libc.dladdr(where, info)
+        libc.dlclose(h)
+        i += 1
 threads = [threading.Thread(target=importer, args=(k,)) for k in (0, 5)]
 for t in threads: t.start()
 ctx = mp.get_context("fork")
 hung = failed = 0
 for i in range(200):
-    p = ctx.Process(target=child, args=(i,))
+    p = ctx.Process(target=load, args=(i,))
     p.start(); p.join(20)
     if p.exitcode is None:
         hung += 1; p.kill(); p.join()
