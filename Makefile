@@ -15,7 +15,7 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test test-fast bench demo clean
+.PHONY: help setup python-src build run test test-fast sanitize bench demo clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -24,6 +24,7 @@ help:
 	@echo "make python-src  fetch Debian's CPython 3.11 source tarball into $(CACHE)/src"
 	@echo "make test        run every test (fixtures, CPython, PyPI packages; what CI runs)"
 	@echo "make test-fast   the unit, CLI and fixture tests only (a few minutes; the edit loop)"
+	@echo "make sanitize    the runtime shim under ASan+UBSan and TSan, 8 threads x 1e5 rounds"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
 
@@ -57,6 +58,10 @@ test:
 
 test-fast:
 	$(CARGO) test --release --lib --test cli --test fixtures --test rename_vs_objcopy --test bad_inputs
+
+# (make test runs a short version, tests/sanitize.rs)
+sanitize:
+	tests/sanitize/run.sh 100000
 
 # hyperfine times the commands; lld and mold are the alternative linkers compared
 BENCH_PACKAGES := hyperfine lld mold bc

@@ -50,6 +50,7 @@ fn run() -> Result<()> {
                     &renames,
                     &out.join(format!("{}.km.a", module.base())),
                 )
+                .map(|_| ())
             }
         })
 }

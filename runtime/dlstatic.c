@@ -1,5 +1,6 @@
 /* dlstatic runtime shim: dlopen and friends, answered from the modules that were
- * statically linked into this binary (see dlstatic.h for the registry layout).
+ * statically linked into this binary (see dlstatic.h for the registry layout and
+ * docs/runtime.md for locking, fork, RTLD_NEXT and constructor order).
  *
  * How a path is matched to a module (dlopen):
  *   NULL                        -> the main program
@@ -11,7 +12,8 @@
  *   a path to an empty or absent file, or a name without '/'
  *                               -> the one module with that soname or basename
  * Anything else fails with a glibc-style message, unless DLSTATIC_FALLBACK=1 hands it
- * to the real (static glibc) loader. DLSTATIC_DEBUG=1 logs every call to stderr.
+ * to the real (static glibc) loader. DLSTATIC_DEBUG=1 logs every call, and each
+ * module's constructors when they run, to stderr. Both are ignored in setuid programs.
  */
 #define _GNU_SOURCE
 #include "dlstatic.h"
@@ -19,13 +21,17 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "addrmap.h"
+#include "loader.h"
+#include "md5.h"
+#include "registry.h"
 
 /* The real loader of static glibc, reachable under its internal names because the
  * public dl* names in libc.a are weak aliases that our definitions replace. */
@@ -36,42 +42,44 @@ extern char *__dlerror(void);
 
 extern const char __ehdr_start[];
 
-static struct dlstatic_module *modules_head, *modules_tail;
-static struct dlstatic_module *main_module;
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* The main program has a table once `dlstatic link` generated one; until then (its
- * own first link pass) dlopen(NULL) still works and knows no symbols. */
-static struct dlstatic_module empty_main = {.so_name = "", .path = "", .id = "", .is_main = 1};
-
-static __thread char error_text[1024];
-static __thread int error_pending;     /* 1: ours, 2: the real loader's */
+/* Thread-local, as glibc's: small, because static TLS comes out of every thread's stack. */
+static __thread char error_text[512];
+static __thread int error_pending; /* 1: ours, 2: the real loader's */
 
 static int env_flag(const char *name, int *cache)
 {
-    if (*cache < 0) {
-        const char *v = getenv(name);
-        *cache = v && *v && strcmp(v, "0") != 0;
+    int value = __atomic_load_n(cache, __ATOMIC_RELAXED);
+    if (value < 0) {
+        /* secure_getenv: a setuid program must not be steered by its caller's environment */
+        const char *v = secure_getenv(name);
+        value = v && *v && strcmp(v, "0") != 0;
+        __atomic_store_n(cache, value, __ATOMIC_RELAXED);
     }
-    return *cache;
+    return value;
 }
 
 static int debug_cache = -1, fallback_cache = -1;
 #define DEBUG_ON() env_flag("DLSTATIC_DEBUG", &debug_cache)
 #define FALLBACK_ON() env_flag("DLSTATIC_FALLBACK", &fallback_cache)
 
+/* One write(2) per line: no stdio lock, little stack, lines of threads stay whole. */
 static void debug(const char *fmt, ...)
 {
     if (!DEBUG_ON())
         return;
+    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    fputs("dlstatic: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(line + 10, sizeof line - 11, fmt, ap);
     va_end(ap);
+    memcpy(line, "dlstatic: ", 10);
+    n = n < 0 ? 0 : n > (int)sizeof line - 12 ? (int)sizeof line - 12 : n;
+    line[10 + n] = '\n';
+    ssize_t ignored = write(2, line, (size_t)n + 11);
+    (void)ignored;
 }
 
+static void set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void set_error(const char *fmt, ...)
 {
     va_list ap;
@@ -81,152 +89,17 @@ static void set_error(const char *fmt, ...)
     error_pending = 1;
 }
 
-void dlstatic_register(struct dlstatic_module *module)
-{
-    pthread_mutex_lock(&registry_lock);
-    if (module->is_main) {
-        main_module = module;
-    } else {
-        module->next = NULL;
-        if (modules_tail)
-            modules_tail->next = module;
-        else
-            modules_head = module;
-        modules_tail = module;
-    }
-    pthread_mutex_unlock(&registry_lock);
-}
+/* A successful dl* call clears the pending error, as glibc's do. */
+static void clear_error(void) { error_pending = 0; }
 
-static struct dlstatic_module *the_main(void)
-{
-    return main_module ? main_module : &empty_main;
-}
-
-static const char *main_name(void)
-{
-    return program_invocation_name ? program_invocation_name : "";
-}
+static const char *main_name(void) { return program_invocation_name ? program_invocation_name : ""; }
 
 static const char *display_name(const struct dlstatic_module *m)
 {
     if (m->is_main)
         return main_name();
-    return m->opened_as ? m->opened_as : m->path;
-}
-
-/* ---------------------------------------------------------------- md5 (RFC 1321) */
-
-struct md5 {
-    uint32_t a, b, c, d;
-    uint64_t length;
-    unsigned char block[64];
-    size_t used;
-};
-
-static const uint32_t md5_k[64] = {
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
-    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
-    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
-    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
-    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
-    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
-    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
-static const unsigned char md5_r[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-                                        5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20,
-                                        4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-                                        6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
-
-static void md5_block(struct md5 *s, const unsigned char *p)
-{
-    uint32_t w[16], a = s->a, b = s->b, c = s->c, d = s->d;
-    for (int i = 0; i < 16; i++)
-        w[i] = p[4 * i] | p[4 * i + 1] << 8 | p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
-    for (int i = 0; i < 64; i++) {
-        uint32_t f;
-        int g;
-        if (i < 16) f = (b & c) | (~b & d), g = i;
-        else if (i < 32) f = (d & b) | (~d & c), g = (5 * i + 1) % 16;
-        else if (i < 48) f = b ^ c ^ d, g = (3 * i + 5) % 16;
-        else f = c ^ (b | ~d), g = (7 * i) % 16;
-        uint32_t t = d;
-        d = c;
-        c = b;
-        uint32_t x = a + f + md5_k[i] + w[g];
-        b = b + (x << md5_r[i] | x >> (32 - md5_r[i]));
-        a = t;
-    }
-    s->a += a, s->b += b, s->c += c, s->d += d;
-}
-
-static void md5_init(struct md5 *s)
-{
-    s->a = 0x67452301, s->b = 0xefcdab89, s->c = 0x98badcfe, s->d = 0x10325476;
-    s->length = 0, s->used = 0;
-}
-
-static void md5_update(struct md5 *s, const unsigned char *p, size_t n)
-{
-    s->length += n;
-    while (n) {
-        size_t take = 64 - s->used < n ? 64 - s->used : n;
-        memcpy(s->block + s->used, p, take);
-        s->used += take, p += take, n -= take;
-        if (s->used == 64) {
-            md5_block(s, s->block);
-            s->used = 0;
-        }
-    }
-}
-
-static void md5_hex(struct md5 *s, char out[33])
-{
-    uint64_t bits = s->length * 8;
-    unsigned char pad = 0x80, zero = 0, len[8];
-    md5_update(s, &pad, 1);
-    while (s->used != 56)
-        md5_update(s, &zero, 1);
-    for (int i = 0; i < 8; i++)
-        len[i] = (unsigned char)(bits >> (8 * i));
-    md5_update(s, len, 8);
-    uint32_t words[4] = {s->a, s->b, s->c, s->d};
-    for (int i = 0; i < 16; i++)
-        sprintf(out + 2 * i, "%02x", (words[i / 4] >> (8 * (i % 4))) & 0xff);
-}
-
-/* ------------------------------------------------------------- finding modules */
-
-static int is_alias_of_main(const char *name)
-{
-    const struct dlstatic_module *m = the_main();
-    for (unsigned i = 0; i < m->naliases; i++)
-        if (strcmp(m->aliases[i], name) == 0)
-            return 1;
-    return 0;
-}
-
-static struct dlstatic_module *find_by_id(const char *id)
-{
-    for (struct dlstatic_module *m = modules_head; m; m = m->next)
-        if (strcmp(m->id, id) == 0)
-            return m;
-    return NULL;
-}
-
-/* The one module whose soname, else whose basename, is `name`. Sets *count to the
- * number of candidates when there is not exactly one. */
-static struct dlstatic_module *find_by_name(const char *name, int *count)
-{
-    struct dlstatic_module *found = NULL;
-    *count = 0;
-    for (struct dlstatic_module *m = modules_head; m; m = m->next)
-        if (m->soname && strcmp(m->soname, name) == 0)
-            found = m, ++*count;
-    if (*count == 0)
-        for (struct dlstatic_module *m = modules_head; m; m = m->next)
-            if (strcmp(m->so_name, name) == 0)
-                found = m, ++*count;
-    return *count == 1 ? found : NULL;
+    const char *opened_as = __atomic_load_n(&m->state->opened_as, __ATOMIC_ACQUIRE);
+    return opened_as ? opened_as : m->path;
 }
 
 static const char *base_name(const char *path)
@@ -235,16 +108,32 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* ------------------------------------------------------------- finding modules */
+
 enum file_kind { FILE_ABSENT, FILE_EMPTY, FILE_STUB, FILE_ELF, FILE_OTHER };
 
-/* What is at `path`; for a stub the id it holds, for an ELF file its md5. */
+static int is_stub(const unsigned char *buf, ssize_t n)
+{
+    if (n < 32 || n > 64)
+        return 0;
+    int ok = 1; /* 32 hex digits, optionally followed by whitespace */
+    for (int i = 0; i < 32; i++)
+        ok &= (buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f');
+    for (ssize_t i = 32; i < n; i++)
+        ok &= buf[i] == '\n' || buf[i] == ' ' || buf[i] == '\r' || buf[i] == '\t';
+    return ok;
+}
+
+/* What is at `path`; for a stub the id it holds, for an ELF file its md5. The read
+ * buffer is on the heap: dlopen must work on a thread with a 16 KiB stack. */
 static enum file_kind inspect_file(const char *path, char id[33])
 {
+    enum { CHUNK = 65536 };
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return FILE_ABSENT;
-    unsigned char buf[65536];
-    ssize_t n = read(fd, buf, sizeof buf);
+    unsigned char *buf = malloc(CHUNK);
+    ssize_t n = buf ? read(fd, buf, CHUNK) : -1;
     enum file_kind kind = FILE_OTHER;
     if (n == 0) {
         kind = FILE_EMPTY;
@@ -253,50 +142,41 @@ static enum file_kind inspect_file(const char *path, char id[33])
         md5_init(&s);
         while (n > 0) {
             md5_update(&s, buf, (size_t)n);
-            n = read(fd, buf, sizeof buf);
+            n = read(fd, buf, CHUNK);
         }
         md5_hex(&s, id);
         kind = n < 0 ? FILE_OTHER : FILE_ELF;
-    } else if (n >= 32 && n <= 64) {
-        /* stub: 32 hex digits, optionally followed by whitespace */
-        int ok = 1;
-        for (int i = 0; i < 32; i++)
-            ok &= (buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f');
-        for (ssize_t i = 32; i < n; i++)
-            ok &= buf[i] == '\n' || buf[i] == ' ' || buf[i] == '\r' || buf[i] == '\t';
-        if (ok) {
-            memcpy(id, buf, 32);
-            id[32] = 0;
-            kind = FILE_STUB;
-        }
+    } else if (is_stub(buf, n)) {
+        memcpy(id, buf, 32);
+        id[32] = 0;
+        kind = FILE_STUB;
     }
+    free(buf);
     close(fd);
     return kind;
 }
 
+/* The module with md5 `id`, named by `file` of kind `what`; else sets the error. */
+static const struct dlstatic_module *by_id_or_error(const char *file, const char *id, const char *what)
+{
+    const struct dlstatic_module *m = find_by_id(id);
+    if (!m)
+        set_error("%s: cannot open shared object file: %s %s, which is not linked into this binary", file, what, id);
+    return m;
+}
+
 /* Resolve `file` to a module, or set the error text and return NULL. */
-static struct dlstatic_module *resolve(const char *file)
+static const struct dlstatic_module *resolve(const char *file)
 {
     if (file == NULL || is_alias_of_main(file) || is_alias_of_main(base_name(file)))
         return the_main();
-
-    const char *cannot = "cannot open shared object file";
-    int count = 0;
     if (strchr(file, '/')) {
         char id[33] = "";
         switch (inspect_file(file, id)) {
-        case FILE_STUB: {
-            struct dlstatic_module *m = find_by_id(id);
-            if (!m)
-                set_error("%s: %s: stub names module %s, which is not linked into this binary", file, cannot, id);
-            return m;
-        }
-        case FILE_ELF: {
-            struct dlstatic_module *m = find_by_id(id);
-            if (!m)
-                set_error("%s: %s: not linked into this binary (no linked module has md5 %s)", file, cannot, id);
-            return m;
-        }
+        case FILE_STUB:
+            return by_id_or_error(file, id, "stub names module");
+        case FILE_ELF:
+            return by_id_or_error(file, id, "no linked module has the md5 of");
         case FILE_OTHER:
             set_error("%s: invalid ELF header (neither a shared object nor a dlstatic stub)", file);
             return NULL;
@@ -305,72 +185,59 @@ static struct dlstatic_module *resolve(const char *file)
             break;
         }
     }
-    struct dlstatic_module *m = find_by_name(base_name(file), &count);
+    int count = 0;
+    const struct dlstatic_module *m = find_by_name(base_name(file), &count);
     if (!m && count > 1)
-        set_error("%s: %s: %d linked modules are named %s; open a stub or the original file to choose",
-                  file, cannot, count, base_name(file));
+        set_error("%s: cannot open shared object file: %d linked modules are named %s; open a stub or "
+                  "the original file to choose",
+                  file, count, base_name(file));
     else if (!m)
-        set_error("%s: %s: not linked into this binary", file, cannot);
+        set_error("%s: cannot open shared object file: not linked into this binary", file);
     return m;
 }
 
-static int is_registered(const void *handle)
-{
-    if (handle == the_main())
-        return 1;
-    for (struct dlstatic_module *m = modules_head; m; m = m->next)
-        if (m == handle)
-            return 1;
-    return 0;
-}
-
-/* For ctypes.util.find_library in a static interpreter, where no ldconfig cache or
- * compiler exists: the soname ("libc.so.6") of the library `name` ("c") if it is
- * linked in, as a system library or as a module; else NULL. */
 const char *dlstatic_soname_for(const char *name)
 {
     char prefix[256];
     int n = snprintf(prefix, sizeof prefix, "lib%s.so", name);
     if (n <= 0 || (size_t)n >= sizeof prefix)
         return NULL;
-    const struct dlstatic_module *m = the_main();
-    for (unsigned i = 0; i < m->naliases; i++)
-        if (strncmp(m->aliases[i], prefix, (size_t)n) == 0 && (m->aliases[i][n] == '.' || !m->aliases[i][n]))
-            return m->aliases[i];
-    for (struct dlstatic_module *mod = modules_head; mod; mod = mod->next) {
-        const char *candidate = mod->soname ? mod->soname : mod->so_name;
-        if (strncmp(candidate, prefix, (size_t)n) == 0 && (candidate[n] == '.' || !candidate[n]))
-            return candidate;
-    }
-    return NULL;
+    return soname_with_prefix(prefix, (size_t)n);
 }
 
 /* ------------------------------------------------------------------ dl* family */
 
+/* glibc's checks, in its order and with its words. */
+static int valid_mode(const char *file, int mode)
+{
+    const int known = RTLD_BINDING_MASK | RTLD_NOLOAD | RTLD_DEEPBIND | RTLD_GLOBAL | RTLD_NODELETE;
+    if (mode & ~known) {
+        set_error("invalid mode parameter");
+        return 0;
+    }
+    if ((mode & RTLD_BINDING_MASK) == 0) {
+        set_error("%s%sinvalid mode for dlopen(): Invalid argument", file ? file : "", file ? ": " : "");
+        return 0;
+    }
+    return 1;
+}
+
 void *dlopen(const char *file, int mode)
 {
-    struct dlstatic_module *m = resolve(file);
-    void *handle = m;
-    if (m && !m->is_main) {
-        pthread_mutex_lock(&registry_lock);
-        if (m->refcount == 0 && (mode & RTLD_NOLOAD)) {
-            handle = NULL; /* glibc sets no error for a NOLOAD miss */
-        } else {
-            if (m->refcount++ == 0) {
-                free(m->opened_as);
-                m->opened_as = strdup(file);
-            }
-            if (mode & RTLD_GLOBAL)
-                m->global = 1;
-        }
-        pthread_mutex_unlock(&registry_lock);
-    } else if (!m && FALLBACK_ON()) {
+    if (!valid_mode(file, mode))
+        return NULL;
+    const struct dlstatic_module *m = resolve(file);
+    void *handle = (void *)m;
+    if (m && !m->is_main && !open_module(m, file, mode))
+        handle = NULL; /* an RTLD_NOLOAD miss is no error in glibc either */
+    if (m)
+        clear_error();
+    else if (FALLBACK_ON()) {
         handle = __dlopen(file, mode);
-        if (!handle)
-            error_pending = 2;
+        error_pending = handle ? 0 : 2;
     }
-    debug("dlopen(\"%s\", 0x%x) -> %p%s%s", file ? file : "NULL", mode, handle,
-          m ? " " : "", m ? (m->is_main ? "[main program]" : m->id) : "");
+    debug("dlopen(\"%s\", 0x%x) -> %p%s%s", file ? file : "NULL", mode, handle, m ? " " : "",
+          m ? (m->is_main ? "[main program]" : m->id) : "");
     return handle;
 }
 
@@ -385,92 +252,102 @@ void *dlmopen(Lmid_t lmid, const char *file, int mode)
 
 int dlclose(void *handle)
 {
+    const struct dlstatic_module *m = table_of(handle);
     int rc = 0;
-    if (!is_registered(handle)) {
-        if (FALLBACK_ON() && handle)
-            return __dlclose(handle);
-        set_error("shared object not open");
-        rc = -1;
-    } else {
-        struct dlstatic_module *m = handle;
-        pthread_mutex_lock(&registry_lock);
-        if (!m->is_main) {
-            if (m->refcount > 0)
-                m->refcount--;
-            else
-                set_error("%s: shared object not open", display_name(m)), rc = -1;
-        }
-        pthread_mutex_unlock(&registry_lock);
+    if (!m && FALLBACK_ON()) {
+        rc = __dlclose(handle);
+        error_pending = rc == 0 ? 0 : 2;
+        return rc;
     }
+    if (!m)
+        set_error("shared object not open"), rc = -1;
+    else if (!m->is_main && close_module(m) != 0)
+        set_error("%s: shared object not open", display_name(m)), rc = -1;
+    else
+        clear_error();
     debug("dlclose(%p) -> %d", handle, rc);
     return rc;
 }
 
-static const struct dlstatic_symbol *lookup(const struct dlstatic_module *m, const char *name)
-{
-    if (m->nbuckets == 0)
-        return NULL;
-    unsigned mask = m->nbuckets - 1;
-    for (unsigned i = dlstatic_hash(name) & mask;; i = (i + 1) & mask) {
-        unsigned slot = m->buckets[i];
-        if (slot == 0)
-            return NULL;
-        const struct dlstatic_symbol *s = &m->symbols[slot - 1];
-        if (strcmp(s->name, name) == 0)
-            return s;
-    }
-}
-
-/* glibc's global scope: the main program, then modules opened with RTLD_GLOBAL. */
-static const struct dlstatic_symbol *lookup_global(const char *name)
+/* A lookup in the main program; `skip_own` leaves out what the program's own objects
+ * define, keeping what its system libraries (libc, ...) define. */
+static const struct dlstatic_symbol *lookup_main(const char *name, int skip_own)
 {
     const struct dlstatic_symbol *s = lookup(the_main(), name);
-    for (struct dlstatic_module *m = modules_head; !s && m; m = m->next)
-        if (m->global && m->refcount > 0)
+    return s && skip_own && s->own ? NULL : s;
+}
+
+/* The global scope: the main program, then modules opened with RTLD_GLOBAL that are
+ * still open, in open order. */
+static const struct dlstatic_symbol *lookup_global(const char *name, int skip_own)
+{
+    const struct dlstatic_symbol *s = lookup_main(name, skip_own);
+    for (const struct dlstatic_module *m = first_global(); !s && m; m = next_global(m))
+        if (__atomic_load_n(&m->state->refcount, __ATOMIC_ACQUIRE) > 0)
             s = lookup(m, name);
     return s;
 }
 
-static void *symbol_address(const struct dlstatic_symbol *s)
+/* glibc searches the objects after the caller in the caller's scope. From the program:
+ * its libraries, then RTLD_GLOBAL modules. From a module: its dependencies only, which
+ * live in the main program now (glibc does not search the global scope from a module). */
+static const struct dlstatic_symbol *lookup_next(const char *name, const void *caller, const char **scope)
 {
-    return s->tls_addr ? s->tls_addr() : s->addr;
+    const struct dlstatic_module *from = owner_of(caller).module;
+    if (!from || from->is_main) {
+        *scope = main_name();
+        return lookup_global(name, 1);
+    }
+    *scope = display_name(from);
+    return lookup_main(name, 1);
 }
 
-void *dlsym(void *handle, const char *name)
+/* A module's own symbols, then those of the modules it links against, then those of
+ * its system libraries, which live in the main program now. */
+static const struct dlstatic_symbol *lookup_module(const struct dlstatic_module *m, const char *name)
+{
+    const struct dlstatic_symbol *s = lookup(m, name);
+    for (unsigned i = 0; !s && i < m->ndeps; i++)
+        s = lookup(m->deps[i], name);
+    return s ? s : lookup_main(name, 0);
+}
+
+static void *symbol_address(const struct dlstatic_symbol *s) { return s->tls_addr ? s->tls_addr() : s->addr; }
+
+static void *find_symbol(void *handle, const char *name, const void *caller)
 {
     const struct dlstatic_symbol *s = NULL;
-    const char *scope;
-    if (handle == RTLD_DEFAULT || handle == RTLD_NEXT || handle == the_main()) {
-        s = lookup_global(name);
-        scope = main_name();
-    } else if (is_registered(handle)) {
-        const struct dlstatic_module *m = handle;
-        /* a module's own symbols, then those of its dependencies, which live in the
-         * main program now */
-        s = lookup(m, name);
-        if (!s)
-            s = lookup(the_main(), name);
-        scope = display_name(m);
-    } else if (FALLBACK_ON()) {
+    const char *scope = main_name();
+    const struct dlstatic_module *m = NULL;
+    if (handle == RTLD_NEXT)
+        s = lookup_next(name, caller, &scope);
+    else if (handle == RTLD_DEFAULT || handle == the_main())
+        s = lookup_global(name, 0);
+    else if ((m = table_of(handle)))
+        s = lookup_module(m, name), scope = display_name(m);
+    else if (FALLBACK_ON()) {
         void *addr = __dlsym(handle, name);
-        if (!addr)
-            error_pending = 2;
+        error_pending = addr ? 0 : 2;
         return addr;
     } else {
         set_error("dlsym: invalid handle %p", handle);
         return NULL;
     }
     void *addr = s ? symbol_address(s) : NULL;
-    if (!s)
+    if (s)
+        clear_error();
+    else
         set_error("%s: undefined symbol: %s", scope, name);
     debug("dlsym(%p, \"%s\") -> %p", handle, name, addr);
     return addr;
 }
 
+void *dlsym(void *handle, const char *name) { return find_symbol(handle, name, __builtin_return_address(0)); }
+
 void *dlvsym(void *handle, const char *name, const char *version)
 {
     (void)version; /* modules are linked without symbol versions */
-    return dlsym(handle, name);
+    return find_symbol(handle, name, __builtin_return_address(0));
 }
 
 char *dlerror(void)
@@ -482,101 +359,48 @@ char *dlerror(void)
     return pending ? error_text : NULL;
 }
 
-static int by_address(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t)(*(const struct dlstatic_symbol *const *)a)->addr;
-    uintptr_t y = (uintptr_t)(*(const struct dlstatic_symbol *const *)b)->addr;
-    return x < y ? -1 : x > y;
-}
-
-/* The module's non-TLS symbols sorted by address, built on first use. Caller holds
- * registry_lock. */
-static void sort_by_address(struct dlstatic_module *m)
-{
-    if (m->by_addr || m->nsymbols == 0)
-        return;
-    const struct dlstatic_symbol **v = malloc(m->nsymbols * sizeof *v);
-    if (!v)
-        return;
-    unsigned n = 0;
-    for (unsigned i = 0; i < m->nsymbols; i++)
-        if (!m->symbols[i].tls_addr)
-            v[n++] = &m->symbols[i];
-    qsort(v, n, sizeof *v, by_address);
-    m->nby_addr = n;
-    m->by_addr = v;
-}
-
-/* The symbol of `m` at or nearest below `addr`, or NULL. */
-static const struct dlstatic_symbol *nearest_below(const struct dlstatic_module *m, uintptr_t addr)
-{
-    unsigned lo = 0, hi = m->nby_addr;
-    while (lo < hi) {
-        unsigned mid = (lo + hi) / 2;
-        if ((uintptr_t)m->by_addr[mid]->addr <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo ? m->by_addr[lo - 1] : NULL;
-}
-
 int dladdr(const void *addr, Dl_info *info)
 {
-    uintptr_t a = (uintptr_t)addr;
-    const struct dlstatic_symbol *best = NULL;
-    struct dlstatic_module *owner = NULL;
-    int best_contains = 0;
-    pthread_mutex_lock(&registry_lock);
-    for (struct dlstatic_module *m = the_main(); m; m = m == the_main() ? modules_head : m->next) {
-        sort_by_address(m);
-        const struct dlstatic_symbol *s = nearest_below(m, a);
-        if (!s)
-            continue;
-        int contains = a < (uintptr_t)s->addr + (s->size ? s->size : 1);
-        /* a symbol that contains the address wins; otherwise the nearest one below */
-        if (!best || contains > best_contains ||
-            (contains == best_contains && (uintptr_t)s->addr > (uintptr_t)best->addr))
-            best = s, owner = m, best_contains = contains;
-    }
-    pthread_mutex_unlock(&registry_lock);
-    if (!best) {
+    struct owner o = owner_of(addr);
+    if (!o.module) {
         debug("dladdr(%p) -> 0", addr);
         return 0;
     }
-    info->dli_fname = display_name(owner);
-    info->dli_fbase = owner->is_main || owner->nby_addr == 0 ? (void *)__ehdr_start : owner->by_addr[0]->addr;
-    info->dli_sname = best_contains && best->exported ? best->name : NULL;
-    info->dli_saddr = info->dli_sname ? best->addr : NULL;
+    const struct dlstatic_addr_index *index = address_index(o.module);
+    info->dli_fname = display_name(o.module);
+    info->dli_fbase = o.module->is_main ? (void *)__ehdr_start : index->sorted[0]->addr;
+    info->dli_sname = o.contains && o.symbol->exported ? o.symbol->name : NULL;
+    info->dli_saddr = info->dli_sname ? o.symbol->addr : NULL;
     debug("dladdr(%p) -> %s %s", addr, info->dli_fname, info->dli_sname ? info->dli_sname : "?");
     return 1;
 }
 
 int dlinfo(void *handle, int request, void *arg)
 {
-    if (!is_registered(handle)) {
+    const struct dlstatic_module *m = table_of(handle);
+    if (!m) {
         set_error("dlinfo: invalid handle %p", handle);
         return -1;
     }
-    struct dlstatic_module *m = handle;
     const char *name = display_name(m);
     switch (request) {
     case RTLD_DI_LINKMAP:
-        m->map.l_addr = 0;
-        m->map.l_name = (char *)name;
-        *(struct link_map **)arg = &m->map;
-        return 0;
+        /* the main program's name is fixed; a module's is set when it is opened */
+        if (m->is_main && !__atomic_load_n(&m->state->map.l_name, __ATOMIC_ACQUIRE))
+            __atomic_store_n(&m->state->map.l_name, (char *)name, __ATOMIC_RELEASE);
+        *(struct link_map **)arg = &m->state->map;
+        break;
     case RTLD_DI_ORIGIN: {
         const char *slash = strrchr(name, '/');
         size_t n = slash ? (size_t)(slash - name) : 0;
-        memcpy(arg, name, n);
-        ((char *)arg)[n] = 0;
-        if (!slash)
-            strcpy(arg, ".");
-        return 0;
+        memcpy(arg, slash ? name : ".", slash ? n : 1);
+        ((char *)arg)[slash ? n : 1] = 0;
+        break;
     }
     default:
         set_error("dlinfo: request %d is not supported by dlstatic", request);
         return -1;
     }
+    clear_error();
+    return 0;
 }

@@ -156,6 +156,10 @@ struct BuildArgs {
     /// An extra argument for the final link, e.g. --link-arg=-Wl,--gc-sections (repeatable)
     #[arg(long = "link-arg", value_name = "ARG", allow_hyphen_values = true)]
     link_args: Vec<String>,
+    /// Run every extension module's constructors at start-up instead of at its
+    /// first import (see `dlstatic link --eager-constructors`)
+    #[arg(long)]
+    eager_constructors: bool,
     /// Print the wall time of each stage at the end
     #[arg(long)]
     timings: bool,
@@ -174,6 +178,7 @@ impl From<BuildArgs> for BuildOptions {
             verify: !a.no_verify,
             linker: a.linker,
             link_args: a.link_args,
+            eager_constructors: a.eager_constructors,
             timings: a.timings,
         }
     }
@@ -188,6 +193,10 @@ struct LinkInputs {
     /// Take only captured objects whose path or basename matches GLOB (repeatable)
     #[arg(long, value_name = "GLOB")]
     only: Vec<String>,
+    /// Run every module's constructors at program start (as a plain static link
+    /// would) instead of at the module's first dlopen (as the dynamic loader does)
+    #[arg(long)]
+    eager_constructors: bool,
     /// Objects, archives and -l flags of the main program, then optionally
     /// `-- LINKER_ARGS…` for the end of the final link line
     #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
@@ -224,6 +233,7 @@ impl LinkInputs {
             exclude: Vec::new(),
             main_inputs: self.main_inputs,
             linker_args,
+            eager_constructors: self.eager_constructors,
             work,
         })
     }

@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use crate::elf::SymbolKind;
+use crate::elf::{SymbolKind, initfini};
+use crate::module_id;
 use crate::plan::analyze::Module;
 
 const TEMPLATE: &str = include_str!("../templates/symbols.c.hbs");
@@ -28,6 +29,15 @@ pub struct Table {
     pub symbols: Vec<TableSymbol>,
     /// Main program only: sonames it answers for.
     pub aliases: Vec<String>,
+    /// Ids of the modules this one links against (its DT_NEEDED among the modules).
+    pub deps: Vec<String>,
+    /// Constructor and destructor runs moved out of the module's init/fini arrays
+    /// (`initfini::runs`), and every section they name.
+    pub inits: Vec<initfini::Run>,
+    pub finis: Vec<initfini::Run>,
+    pub sections: Vec<String>,
+    /// Main program only: run every module's constructors at start (`--eager-constructors`).
+    pub eager: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,6 +49,8 @@ pub struct TableSymbol {
     pub tls: bool,
     pub size: u64,
     pub exported: bool,
+    /// Main program only: defined by the program's own objects, not a system library.
+    pub own: bool,
 }
 
 impl Table {
@@ -56,8 +68,17 @@ impl Table {
                 tls: s.kind == SymbolKind::Tls,
                 size: s.size,
                 exported: exported.contains(s.name.as_str()),
+                own: false,
             })
             .collect();
+        let mut deps: Vec<String> = module
+            .bindings
+            .values()
+            .filter_map(|target| module_id::renamed_module_id(target))
+            .map(String::from)
+            .collect();
+        deps.sort();
+        deps.dedup();
         Table {
             so_name: module.file_name.clone(),
             path: module.path.clone(),
@@ -66,7 +87,18 @@ impl Table {
             is_main: false,
             symbols,
             aliases: Vec::new(),
+            deps,
+            inits: Vec::new(),
+            finis: Vec::new(),
+            sections: Vec::new(),
+            eager: false,
         }
+    }
+
+    /// Let the runtime run these moved init/fini sections (`initfini::move_init_sections`).
+    pub fn set_initfini(&mut self, moved: &std::collections::BTreeSet<initfini::MovedSection>) {
+        (self.inits, self.finis) = initfini::runs(moved);
+        self.sections = moved.iter().map(|m| m.name.clone()).collect();
     }
 }
 
@@ -142,6 +174,12 @@ pub fn render(table: &Table) -> Result<String> {
         .collect();
     data["buckets"] = rows.join(",\n    ").into();
     data["nbuckets"] = buckets.len().into();
+    // the table's C name, which dependent modules' tables refer to
+    data["cname"] = if table.is_main {
+        "main".into()
+    } else {
+        table.id.clone().into()
+    };
     hb.render("symbols", &data)
         .context("rendering a registration table")
 }
@@ -167,6 +205,7 @@ mod tests {
                 tls: false,
                 size: 0,
                 exported: i % 3 != 0,
+                own: false,
             })
             .collect();
         let buckets = layout_buckets(&symbols);

@@ -45,9 +45,14 @@ impl ModuleId {
 
 /// Whether `name` has the form `NAME_<32 hex>_km` that ModuleId::renamed makes.
 pub fn is_renamed(name: &str) -> bool {
-    name.strip_suffix(RENAMED_SUFFIX)
-        .and_then(|rest| rest.len().checked_sub(33).map(|at| &rest[at..]))
-        .is_some_and(|tail| tail.starts_with('_') && ModuleId::parse(&tail[1..]).is_ok())
+    renamed_module_id(name).is_some()
+}
+
+/// The id of the module a renamed symbol `NAME_<id>_km` belongs to.
+pub fn renamed_module_id(name: &str) -> Option<&str> {
+    let rest = name.strip_suffix(RENAMED_SUFFIX)?;
+    let tail = rest.get(rest.len().checked_sub(33)?..)?;
+    (tail.starts_with('_') && is_md5(&tail[1..])).then_some(&tail[1..])
 }
 
 /// Whether `text` is an md5 as dlstatic writes them: 32 lowercase hex digits.

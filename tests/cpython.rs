@@ -363,3 +363,59 @@ fn cpython_test_suite_matches_the_dynamic_build() {
     );
     assert!(report.contains("\n0 unexpected differences"), "{report}");
 }
+
+/// 200 rounds: two threads import extension modules afresh (each import is a dlopen and
+/// dlsym in the shim) and call dlopen/dladdr/dlclose through ctypes, which releases the
+/// GIL as C extensions do (an import holds it, so imports alone never overlap a fork),
+/// while the main thread starts a `fork` child that imports a module too. A child that
+/// inherited the loader lock held by another thread would hang; the timeout counts it.
+const FORK_WHILE_IMPORTING: &str = r#"
+import ctypes, importlib.util, multiprocessing as mp, threading
+NAMES = ["_json", "_csv", "array", "_bisect", "_struct", "math", "_random", "_heapq", "select", "binascii"]
+SPECS = [importlib.util.find_spec(n) for n in NAMES]
+libc = ctypes.CDLL(None)
+libc.dlopen.restype = ctypes.c_void_p
+libc.dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.dlclose.argtypes = [ctypes.c_void_p]
+libc.dladdr.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+info = (ctypes.c_void_p * 4)()
+where = ctypes.cast(libc.dlopen, ctypes.c_void_p)
+def load(i):
+    spec = SPECS[i % len(SPECS)]
+    spec.loader.create_module(spec)
+stop = False
+def importer(offset):
+    i = offset
+    while not stop:
+        load(i)
+        h = libc.dlopen(SPECS[i % len(SPECS)].origin.encode(), 2)
+        for _ in range(16):
+            libc.dladdr(where, info)
+        libc.dlclose(h)
+        i += 1
+threads = [threading.Thread(target=importer, args=(k,)) for k in (0, 5)]
+for t in threads: t.start()
+ctx = mp.get_context("fork")
+hung = failed = 0
+for i in range(200):
+    p = ctx.Process(target=load, args=(i,))
+    p.start(); p.join(20)
+    if p.exitcode is None:
+        hung += 1; p.kill(); p.join()
+    elif p.exitcode != 0:
+        failed += 1
+stop = True
+for t in threads: t.join()
+print(f"rounds: 200, hung: {hung}, failed: {failed}")
+"#;
+
+#[test]
+fn multiprocessing_fork_while_threads_import_extensions_completes() {
+    let dist = dist().read().unwrap();
+    let out = in_empty_root(&dist, FORK_WHILE_IMPORTING);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "rounds: 200, hung: 0, failed: 0"
+    );
+}

@@ -44,6 +44,28 @@ fn numpy_from_sdist_works_and_matches_the_dynamic_build() {
     assert!(manifest.smoke_tests.contains_key("numpy"));
     assert!(report.contains(" 0 failed"), "{report}");
 
+    // module constructors run at a module's first import, not at start-up:
+    // DLSTATIC_DEBUG=1 logs each module's constructors when they run
+    let constructors_run = |code: &str| -> Vec<String> {
+        let run = dlstatic::verify::chroot_command(&out)
+            .env("DLSTATIC_DEBUG", "1")
+            .args(["/bin/python3", "-c", code])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{code}: {}", stderr(&run));
+        stderr(&run)
+            .lines()
+            .filter_map(|l| l.strip_prefix("dlstatic: running constructors of "))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(constructors_run("pass"), Vec::<String>::new());
+    let on_import = constructors_run("import numpy");
+    assert!(
+        on_import.iter().any(|m| m.starts_with("_umath_linalg")),
+        "{on_import:?}"
+    );
+
     // pytest and hypothesis (pure Python) for both interpreters
     let km = out.with_extension("km").join("packages");
     let testdeps = scratch.join("testdeps");

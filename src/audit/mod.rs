@@ -330,7 +330,7 @@ fn module_behaviour_findings(module: &Module, modules: &[&Module], findings: &mu
     let name = vec![module.file_name.clone()];
     if !module.constructors.is_empty() {
         findings.push(finding("constructor", Severity::Warning, name.clone(), vec![],
-            format!("{} has load-time constructors (.init_array/.ctors in {}); linked statically they run at program start, before any dlopen", module.file_name, module.constructors.join(", "))));
+            format!("{} has load-time constructors (.init_array/.ctors in {}); they run at the module's first dlopen, as with the dynamic loader, or at program start with `dlstatic link --eager-constructors`", module.file_name, module.constructors.join(", "))));
     }
     let lto: Vec<&str> = module
         .objects

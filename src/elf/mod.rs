@@ -3,6 +3,7 @@
 //! Only 64-bit little-endian objects for the machine dlstatic runs on are accepted.
 
 pub mod archive;
+pub mod initfini;
 pub mod rename;
 
 use std::sync::LazyLock;

@@ -37,7 +37,7 @@ fn excluded(name: &str) -> bool {
         "__rela_iplt",
         "__start_",
         "__stop_",
-        "dlstatic_register",
+        "dlstatic_module_",
     ];
     LINKER_DEFINED.contains(&name)
         || LINKER_PREFIXES.iter().any(|p| name.starts_with(p))
@@ -66,6 +66,8 @@ pub fn build(executable: &[u8], plan: &Plan, output: &Path) -> Result<Table> {
         .filter(|(name, kind, _)| *kind != SymbolKind::Other && !excluded(name))
         .map(|(name, kind, size)| TableSymbol {
             target: name.clone(),
+            // dlsym(RTLD_NEXT) from the program skips what its own objects define
+            own: plan.program.own.contains(&name),
             name,
             tls: kind == SymbolKind::Tls,
             size,
@@ -86,6 +88,11 @@ pub fn build(executable: &[u8], plan: &Plan, output: &Path) -> Result<Table> {
         is_main: true,
         symbols,
         aliases: aliases(plan),
+        deps: Vec::new(),
+        inits: Vec::new(),
+        finis: Vec::new(),
+        sections: Vec::new(),
+        eager: plan.eager_constructors,
     })
 }
 

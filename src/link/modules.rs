@@ -1,7 +1,7 @@
 //! The per-module steps of a link — rename → archive → registration table — and the
 //! compiled C that goes with them (the runtime shim, generated tables).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::capture::db::CaptureDb;
 use crate::codegen::{self, Table};
+use crate::elf::initfini::{self, MovedSection};
 use crate::elf::{archive, rename};
 use crate::fsutil::{write_atomic, write_atomic_with};
 use crate::plan::analyze::Module;
@@ -17,7 +18,15 @@ use crate::toolchain::{self, Driver};
 use crate::workdir::{LinkWork, ModuleFile, Stamp};
 
 const RUNTIME_C: &str = include_str!("../../runtime/dlstatic.c");
-const RUNTIME_H: &str = include_str!("../../runtime/dlstatic.h");
+/// The runtime's headers: dlstatic.h is the tables' too; the others are parts of the
+/// runtime's one translation unit.
+const RUNTIME_HEADERS: [(&str, &str); 5] = [
+    ("dlstatic.h", include_str!("../../runtime/dlstatic.h")),
+    ("registry.h", include_str!("../../runtime/registry.h")),
+    ("addrmap.h", include_str!("../../runtime/addrmap.h")),
+    ("loader.h", include_str!("../../runtime/loader.h")),
+    ("md5.h", include_str!("../../runtime/md5.h")),
+];
 
 /// Every module's archive and table, in parallel; returns how many were reused.
 pub fn prepare_all(plan: &Plan, work: &LinkWork) -> Result<usize> {
@@ -48,17 +57,15 @@ fn prepare(db: &CaptureDb, planned: &PlannedModule, work: &LinkWork) -> Result<b
         return Ok(true);
     }
     let renames = module.renames();
-    write_renamed_archive(db, module, &renames, &file(ModuleFile::Archive))?;
+    let moved = write_renamed_archive(db, module, &renames, &file(ModuleFile::Archive))?;
     write_atomic(
         &file(ModuleFile::Symmap),
         rename::symmap_text(&renames).as_bytes(),
     )?;
     write_atomic(&file(ModuleFile::Id), format!("{}\n", module.id).as_bytes())?;
-    compile_table(
-        &Table::for_module(module),
-        &file(ModuleFile::TableSource),
-        work,
-    )?;
+    let mut table = Table::for_module(module);
+    table.set_initfini(&moved);
+    compile_table(&table, &file(ModuleFile::TableSource), work)?;
     // written last: its presence marks the module's work files complete
     write_atomic(
         &file(ModuleFile::Analysis),
@@ -67,24 +74,30 @@ fn prepare(db: &CaptureDb, planned: &PlannedModule, work: &LinkWork) -> Result<b
     Ok(false)
 }
 
-/// The module's objects, each renamed by `renames`, written as the archive `dest`.
+/// The module's objects, each renamed by `renames` and with its init/fini sections moved
+/// to the module's own (`initfini`), written as the archive `dest`. Returns the moved
+/// sections.
 pub fn write_renamed_archive(
     db: &CaptureDb,
     module: &Module,
     renames: &HashMap<String, String>,
     dest: &Path,
-) -> Result<()> {
+) -> Result<BTreeSet<MovedSection>> {
     // objects are renamed in parallel; collect keeps their order
-    let renamed_objects: Vec<(String, Vec<u8>)> = module
+    let renamed: Vec<((String, Vec<u8>), Vec<MovedSection>)> = module
         .objects
         .par_iter()
         .map(|object| {
             let (bytes, _) = rename::rename_symbols(db.read_object(&object.md5)?, renames)
                 .with_context(|| object.origin.clone())?;
-            Ok((object.origin.clone(), bytes))
+            let (bytes, moved) = initfini::move_init_sections(bytes, module.id.as_str())
+                .with_context(|| object.origin.clone())?;
+            Ok(((object.origin.clone(), bytes), moved))
         })
         .collect::<Result<_>>()?;
-    write_atomic_with(dest, |out| archive::write_archive(&renamed_objects, out))
+    let (members, moved): (Vec<_>, Vec<_>) = renamed.into_iter().unzip();
+    write_atomic_with(dest, |out| archive::write_archive(&members, out))?;
+    Ok(moved.into_iter().flatten().collect())
 }
 
 /// Render a table to `source` and compile it next to it (`x.symbols.c` → `x.symbols.o`).
@@ -95,8 +108,10 @@ pub fn compile_table(table: &Table, source: &Path, work: &LinkWork) -> Result<Pa
 pub fn compile_runtime(work: &LinkWork) -> Result<PathBuf> {
     let dir = work.runtime_dir();
     std::fs::create_dir_all(&dir)?;
-    if std::fs::read(dir.join("dlstatic.h")).ok().as_deref() != Some(RUNTIME_H.as_bytes()) {
-        write_atomic(&dir.join("dlstatic.h"), RUNTIME_H.as_bytes())?;
+    for (name, text) in RUNTIME_HEADERS {
+        if std::fs::read(dir.join(name)).ok().as_deref() != Some(text.as_bytes()) {
+            write_atomic(&dir.join(name), text.as_bytes())?;
+        }
     }
     compile_generated(&dir.join("dlstatic.c"), RUNTIME_C, &dir)
 }
@@ -109,7 +124,7 @@ fn compile_generated(source: &Path, text: &str, include_dir: &Path) -> Result<Pa
     let stamp = Stamp::at(source.with_extension("o.key"));
     let key = crate::module_id::md5_hex(
         format!(
-            "{text}\0{RUNTIME_H}\0{:?}\0{}",
+            "{text}\0{RUNTIME_HEADERS:?}\0{:?}\0{}",
             Driver::C.real_command(),
             toolchain::compile_environment()
         )

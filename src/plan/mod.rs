@@ -41,6 +41,9 @@ pub struct Request<'a> {
     pub main_inputs: Vec<String>,
     /// More arguments for the end of the final link line (`-lm`, `-Wl,…`).
     pub linker_args: Vec<String>,
+    /// Run every module's constructors at program start, as a plain static link would,
+    /// instead of at its first dlopen.
+    pub eager_constructors: bool,
     /// Where module analyses are kept and reused.
     pub work: &'a LinkWork,
 }
@@ -70,6 +73,7 @@ pub struct Plan {
     pub unlinkable: Vec<Unlinkable>,
     pub main_inputs: Vec<String>,
     pub linker_args: Vec<String>,
+    pub eager_constructors: bool,
     /// C++ when any module was linked by the C++ driver (libstdc++ comes along).
     pub driver: Driver,
     pub system_libs: Vec<SystemLib>,
@@ -131,6 +135,7 @@ impl Plan {
             unlinkable,
             main_inputs: request.main_inputs.clone(),
             linker_args: request.linker_args.clone(),
+            eager_constructors: request.eager_constructors,
             driver,
             system_libs,
             missing_libs,
@@ -180,6 +185,7 @@ impl Plan {
         Summary {
             main_inputs: self.main_inputs.clone(),
             linker_args: self.linker_args.clone(),
+            eager_constructors: self.eager_constructors,
             driver: self.driver,
             modules: self.modules.iter().map(ModuleSummary::of).collect(),
             system_libraries: self
@@ -246,6 +252,7 @@ fn progress_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) ->
 pub struct Summary {
     pub main_inputs: Vec<String>,
     pub linker_args: Vec<String>,
+    pub eager_constructors: bool,
     pub driver: Driver,
     pub modules: Vec<ModuleSummary>,
     pub system_libraries: Vec<LibrarySummary>,

@@ -61,6 +61,9 @@ pub struct Program {
     pub archives: Vec<PathBuf>,
     /// Every name the objects define or an archive's index offers, and the linker's own.
     names: HashSet<String>,
+    /// What the program's own relocatable inputs define (not its archives' members):
+    /// dlsym(RTLD_NEXT) from the program skips them.
+    pub own: HashSet<String>,
 }
 
 impl Program {
@@ -69,6 +72,7 @@ impl Program {
             objects: Vec::new(),
             archives: Vec::new(),
             names: LINKER_DEFINED.iter().map(|s| s.to_string()).collect(),
+            own: HashSet::new(),
         };
         let arguments: Vec<&String> = request
             .main_inputs
@@ -118,6 +122,8 @@ impl Program {
             elf::FileKind::Relocatable => {
                 let origin = path.display().to_string();
                 let summary = elf::summarize_object(&bytes).with_context(|| origin.clone())?;
+                let defined = summary.globals.iter().filter(|s| s.defined);
+                self.own.extend(defined.map(|s| s.name.clone()));
                 self.add_object(Object { origin, summary });
                 Ok(())
             }

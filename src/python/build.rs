@@ -47,6 +47,8 @@ pub struct BuildOptions {
     pub linker: Option<String>,
     /// Extra arguments for the final link.
     pub link_args: Vec<String>,
+    /// Module constructors at start-up, not at first dlopen.
+    pub eager_constructors: bool,
     /// Print the time each stage took.
     pub timings: bool,
 }
@@ -130,6 +132,7 @@ struct Inputs {
     source_key: String,
     packages: Option<packages::PackageSet>,
     linker_args: Vec<String>,
+    eager_constructors: bool,
     /// Changes whenever anything OUT is made from does.
     key: String,
 }
@@ -169,6 +172,7 @@ impl Inputs {
             source_key,
             packages,
             linker_args,
+            eager_constructors: options.eager_constructors,
             key,
         })
     }
@@ -228,6 +232,7 @@ fn plan_and_audit(
         exclude: inputs.skip.iter().map(|name| format!("{name}.*")).collect(),
         main_inputs: python.main_inputs()?,
         linker_args: inputs.linker_args.clone(),
+        eager_constructors: inputs.eager_constructors,
         work: &link_work,
     })
     .context("planning the link")?;
@@ -325,14 +330,15 @@ fn build_key(
     context
         .consume(std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?);
     let settings = format!(
-        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}",
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}",
         packages.map_or("", |p| p.key.as_str()),
         skip.join(" "),
         options.keep_so,
         options.full_stdlib,
         options.verify,
         options.linker,
-        options.link_args
+        options.link_args,
+        options.eager_constructors
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))
