@@ -173,7 +173,7 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<Ins
                     "{n}-{}",
                     tree.file_name().unwrap_or_default().to_string_lossy()
                 ));
-                fsutil::copy_tree(tree, &copy, Path::new(""), &|_| false)?;
+                fsutil::copy_tree(tree, &copy, &|_| false)?;
                 // canonical: pip reports the path normalized its own way
                 tree_digests.insert(copy.canonicalize()?, digest.clone());
                 text(&copy)
@@ -241,7 +241,7 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, km: &Path) -> Result<Ins
     for item in &report.install {
         let log = logs.join(format!("{}.log", item.metadata.name));
         let (package, built) = builder.build(item, &log)?;
-        fsutil::copy_tree(&built.join("site"), &site, Path::new(""), &|_| false)?;
+        fsutil::copy_tree(&built.join("site"), &site, &|_| false)?;
         dbs.push(built.join("db"));
         packages.push(package);
     }
@@ -455,27 +455,24 @@ fn declared_backend(pyproject: &str) -> String {
         .map_or("setuptools (legacy)".to_string(), |c| c[1].to_string())
 }
 
-/// md5 over the relative paths and contents of every file under `path` (or of the file).
+/// md5 over the relative paths and contents of every file under `path` (or of the file),
+/// following symlinks.
 fn content_digest(path: &Path) -> Result<String> {
-    fn feed(context: &mut md5::Context, path: &Path, rel: &Path) -> Result<()> {
-        if path.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?
-                .flatten()
-                .collect();
-            entries.sort_by_key(|e| e.file_name());
-            for entry in entries {
-                feed(context, &entry.path(), &rel.join(entry.file_name()))?;
-            }
-        } else {
-            context.consume(rel.as_os_str().as_encoded_bytes());
-            context.consume(
-                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?,
-            );
-        }
-        Ok(())
-    }
     let mut context = md5::Context::new();
-    feed(&mut context, path, Path::new(""))?;
+    let walk = walkdir::WalkDir::new(path)
+        .follow_links(true)
+        .sort_by_file_name();
+    for entry in walk {
+        let entry = entry.with_context(|| format!("{}: cannot read", path.display()))?;
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(path).unwrap();
+        context.consume(rel.as_os_str().as_encoded_bytes());
+        context.consume(
+            std::fs::read(entry.path())
+                .with_context(|| format!("{}: cannot read", entry.path().display()))?,
+        );
+    }
     Ok(format!("{:x}", context.finalize()))
 }

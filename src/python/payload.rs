@@ -134,7 +134,7 @@ pub fn assemble(
             || (!options.full_stdlib && OPTIONAL_STDLIB.contains(&first.as_str()))
             || first == "lib-dynload"
     };
-    fsutil::copy_tree(&stdlib_from, &stdlib_to, Path::new(""), &skip_top)?;
+    fsutil::copy_tree(&stdlib_from, &stdlib_to, &skip_top)?;
 
     let by_id: HashMap<&str, &Module> = modules.iter().map(|m| (m.md5.as_str(), m)).collect();
     let mut manifest = Manifest {
@@ -172,7 +172,7 @@ pub fn assemble(
     if let Some((site, ids)) = site {
         // everything but the extension modules as it is; those become stubs
         let site_to = stdlib_to.join("site-packages");
-        fsutil::copy_tree(site, &site_to, Path::new(""), &|rel| {
+        fsutil::copy_tree(site, &site_to, &|rel| {
             rel.extension().is_some_and(|e| e == "so")
         })?;
         let owners = distribution_owners(site)?;
@@ -294,20 +294,13 @@ impl Placer<'_> {
 /// Every `*.so` below `dir`, sorted.
 pub fn extension_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)
-            .with_context(|| format!("{}: cannot read", current.display()))?
-            .flatten()
-        {
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "so") {
-                found.push(path);
-            }
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.with_context(|| format!("{}: cannot read", dir.display()))?;
+        if !entry.file_type().is_dir() && entry.path().extension().is_some_and(|e| e == "so") {
+            found.push(entry.into_path());
         }
     }
+    // by whole path (`a.so` before `a/b.so`), which a walk sorted by name is not
     found.sort();
     Ok(found)
 }
