@@ -116,25 +116,7 @@ impl Builder {
             ),
             None => sdist_backend(&self.venv_python, name, version),
         };
-        let mut cmd = command(&self.exe, &["capture", "--db", &text(&db), "--"]);
-        // no wheel cache: a cached wheel would install a .so that no capture saw being linked
-        cmd.extend(command(
-            &self.pip,
-            &[
-                "install",
-                "--use-pep517",
-                "--no-cache-dir",
-                "--no-deps",
-                "--ignore-installed",
-                "--target",
-                &text(&site),
-            ],
-        ));
-        if !pure_wheel {
-            cmd.extend(["--no-binary".into(), name.clone()]);
-        }
-        cmd.extend(self.index_options.iter().cloned());
-        cmd.push(spec);
+        let cmd = self.pip_install(name, &spec, &site, &db, pure_wheel);
         Step::new(&format!("build {name} {version} ({backend})"), log)
             .run(&cmd, &self.dir)
             .with_context(|| {
@@ -156,6 +138,37 @@ impl Builder {
             serde_json::to_vec_pretty(&package)?,
         )?;
         Ok(package)
+    }
+
+    /// `pip install` of `spec` alone into `site`, under capture into `db`.
+    fn pip_install(
+        &self,
+        name: &str,
+        spec: &str,
+        site: &Path,
+        db: &Path,
+        pure_wheel: bool,
+    ) -> Vec<String> {
+        let mut cmd = command(&self.exe, &["capture", "--db", &text(db), "--"]);
+        // no wheel cache: a cached wheel would install a .so that no capture saw being linked
+        cmd.extend(command(
+            &self.pip,
+            &[
+                "install",
+                "--use-pep517",
+                "--no-cache-dir",
+                "--no-deps",
+                "--ignore-installed",
+                "--target",
+                &text(site),
+            ],
+        ));
+        if !pure_wheel {
+            cmd.extend(["--no-binary".into(), name.to_string()]);
+        }
+        cmd.extend(self.index_options.iter().cloned());
+        cmd.push(spec.to_string());
+        cmd
     }
 
     /// What identifies a package build; None for a remote URL, whose content the URL
