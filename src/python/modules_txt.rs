@@ -164,7 +164,9 @@ fn parse_kontain(line: &str) -> Option<Result<Requirement, String>> {
             // validated, but passed on as written (pip normalises it itself)
             PackageName::from_str(name).ok()?;
             if let Err(error) = Version::from_str(version) {
-                return Some(Err(format!("version `{version}`: {error}")));
+                return Some(Err(format!(
+                    "not a `<name> <version>` line: version `{version}`: {error}"
+                )));
             }
             match rest {
                 [] => format!("{name}=={version}"),
