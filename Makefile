@@ -12,7 +12,7 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 	tk-dev libx11-dev libxss-dev libyaml-dev
 
 # Debian's pristine CPython 3.11 tarball (python3.11_*.orig.tar.gz), the default --python-src.
-CACHE ?= $(or $(DLSTATIC_CACHE),$(HOME)/.cache/dlstatic)
+CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
 .PHONY: help setup python-src build run test test-fast sanitize bench demo clean

@@ -80,17 +80,12 @@ fn sync_filesystem_of(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copy a tree, leaving out what `skip` says (given the path relative to the top).
+/// Copy a tree as `cp -a` would, leaving out what `skip` says (given the path relative
+/// to `from`): symlinks stay symlinks, files keep their permissions and mtimes.
 /// Directories and symlinks are made first, then the files are copied in parallel (the
 /// stdlib is thousands of small files).
-pub fn copy_tree(
-    from: &Path,
-    to: &Path,
-    rel: &Path,
-    skip: &(dyn Fn(&Path) -> bool + Sync),
-) -> Result<()> {
-    let mut files = Vec::new();
-    make_tree(from, to, rel, skip, &mut files)?;
+pub fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<()> {
+    let files = make_tree(from, to, skip)?;
     files.par_iter().try_for_each(|(src, dest)| {
         copy_keeping_mtime(src, dest).with_context(|| format!("{}: cannot copy", src.display()))
     })
@@ -98,44 +93,76 @@ pub fn copy_tree(
 
 /// A copy with the source's modification time: a `.pyc` is valid only while its `.py`
 /// has the mtime recorded in it, so a fresh mtime would make Python recompile every
-/// module at every start (and try to write into a read-only image).
+/// module at every start (and try to write into a read-only image); and make would
+/// rebuild a copied source tree's generated files.
 fn copy_keeping_mtime(src: &Path, dest: &Path) -> std::io::Result<()> {
     std::fs::copy(src, dest)?;
     let modified = std::fs::metadata(src)?.modified()?;
-    std::fs::File::options()
-        .write(true)
-        .open(dest)?
-        .set_modified(modified)
+    // opened for reading: setting a given time needs ownership, not write permission,
+    // and the copy has the source's mode, which may be read-only
+    File::open(dest)?.set_modified(modified)
 }
 
-/// The directories and symlinks of `copy_tree`; the files to copy go to `files`.
+/// The directories and symlinks of `copy_tree`; returns the files to copy.
 fn make_tree(
     from: &Path,
     to: &Path,
-    rel: &Path,
     skip: &dyn Fn(&Path) -> bool,
-    files: &mut Vec<(PathBuf, PathBuf)>,
-) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("{}: cannot create", to.display()))?;
-    let mut entries: Vec<_> = std::fs::read_dir(from)
-        .with_context(|| format!("{}: cannot read", from.display()))?
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let rel = rel.join(entry.file_name());
-        if skip(&rel) {
-            continue;
-        }
-        let (src, dest) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut files = Vec::new();
+    let relative = |path: &Path| path.strip_prefix(from).unwrap_or(path).to_path_buf();
+    let walk = walkdir::WalkDir::new(from)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.depth() == 0 || !skip(&relative(entry.path())));
+    for entry in walk {
+        let entry = entry.with_context(|| format!("{}: cannot read", from.display()))?;
+        let (src, dest) = (entry.path(), to.join(relative(entry.path())));
+        let kind = entry.file_type();
         if kind.is_dir() {
-            make_tree(&src, &dest, &rel, skip, files)?;
+            std::fs::create_dir_all(&dest)
+                .with_context(|| format!("{}: cannot create", dest.display()))?;
         } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dest)?;
+            std::os::unix::fs::symlink(std::fs::read_link(src)?, &dest)
+                .with_context(|| format!("{}: cannot create", dest.display()))?;
         } else {
-            files.push((src, dest));
+            files.push((src.to_path_buf(), dest));
         }
     }
-    Ok(())
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// What `cp -a` kept for the CPython source: symlinks, modes (an executable
+    /// `configure`, read-only files) and mtimes (or make regenerates files).
+    #[test]
+    fn copy_tree_keeps_symlinks_modes_and_mtimes_and_leaves_out_what_skip_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        std::fs::create_dir_all(from.join("sub/skipped")).unwrap();
+        let configure = from.join("configure");
+        std::fs::write(&configure, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&configure, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let read_only = from.join("sub/read-only");
+        std::fs::write(&read_only, "x").unwrap();
+        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        File::open(&read_only).unwrap().set_modified(old).unwrap();
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o444)).unwrap();
+        std::os::unix::fs::symlink("../configure", from.join("sub/link")).unwrap();
+
+        let to = dir.path().join("to");
+        copy_tree(&from, &to, &|rel| rel == Path::new("sub/skipped")).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&to.join("configure")), 0o755);
+        assert_eq!(mode(&to.join("sub/read-only")), 0o444);
+        let copied = std::fs::metadata(to.join("sub/read-only")).unwrap();
+        assert_eq!(copied.modified().unwrap(), old);
+        let link = std::fs::read_link(to.join("sub/link")).unwrap();
+        assert_eq!(link, Path::new("../configure"));
+        assert!(!to.join("sub/skipped").exists());
+    }
 }

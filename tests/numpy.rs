@@ -47,7 +47,7 @@ fn numpy_from_sdist_works_and_matches_the_dynamic_build() {
     // module constructors run at a module's first import, not at start-up:
     // DLSTATIC_DEBUG=1 logs each module's constructors when they run
     let constructors_run = |code: &str| -> Vec<String> {
-        let run = dlstatic::verify::chroot_command(&out)
+        let run = dlstatic::python::verify::chroot_command(&out)
             .env("DLSTATIC_DEBUG", "1")
             .args(["/bin/python3", "-c", code])
             .output()

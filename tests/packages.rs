@@ -31,17 +31,12 @@ fn dist() -> &'static PathBuf {
     })
 }
 
-/// Every path below `dir`, sorted.
+/// Every path below `dir`, in a walk sorted by name.
 fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        found.push(entry.path());
-        if entry.file_type().unwrap().is_dir() {
-            found.extend(files_below(&entry.path()));
-        }
-    }
-    found.sort();
-    found
+    let walk = walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name();
+    walk.into_iter()
+        .map(|entry| entry.unwrap().into_path())
+        .collect()
 }
 
 #[test]

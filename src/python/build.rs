@@ -23,6 +23,7 @@ use crate::plan::analyze::Module;
 use crate::plan::{Plan, Request, Source};
 use crate::progress::Timings;
 use crate::python::cpython::CpythonBuild;
+use crate::python::modules_txt::normalized_name;
 use crate::python::packages::InstalledPackages;
 use crate::python::payload::{self, Manifest, PayloadOptions};
 use crate::python::{cpython, packages, verify};
@@ -344,11 +345,6 @@ fn build_key(
     Ok(format!("{:x}", context.finalize()))
 }
 
-/// pip's name normalization (PEP 503), to match dist-info names with requirements.
-fn normalized(name: &str) -> String {
-    name.to_lowercase().replace(['_', '.'], "-")
-}
-
 /// Each module's build backend, and the smoke tests found next to modules.txt
 /// (`smoke/<package>.py`) for the packages that were installed.
 fn describe_packages(
@@ -360,7 +356,7 @@ fn describe_packages(
         module.backend = match packages.and_then(|p| {
             p.packages
                 .iter()
-                .find(|p| normalized(&p.name) == normalized(&module.package))
+                .find(|p| normalized_name(&p.name) == normalized_name(&module.package))
         }) {
             Some(package) => package.backend.clone(),
             None => "CPython".to_string(),
@@ -371,7 +367,7 @@ fn describe_packages(
     };
     let smoke_dir = modules.parent().unwrap_or(Path::new(".")).join("smoke");
     for package in &packages.packages {
-        let script = smoke_dir.join(format!("{}.py", normalized(&package.name)));
+        let script = smoke_dir.join(format!("{}.py", normalized_name(&package.name)));
         if script.is_file() {
             let code = std::fs::read_to_string(&script)
                 .with_context(|| format!("{}: cannot read", script.display()))?;

@@ -3,7 +3,7 @@
 //! source's md5 and the configure flags, so a second `dlstatic build` reuses it.
 //!
 //! ```text
-//! ~/.cache/dlstatic/cpython/<key>/
+//! CACHE/cpython/<key>/     CACHE: cache_root()
 //!   src/       the unpacked tree, built in place (Programs/python.o, libpython3.X.a)
 //!   db/        capture db of every shared link (the stdlib extension modules)
 //!   install/   `make install DESTDIR=…`: the dynamic interpreter and its stdlib
@@ -14,11 +14,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::capture;
+use crate::fsutil;
 use crate::progress::Step;
 
 /// `--prefix=/`: the interpreter looks for its stdlib relative to its own location, but
@@ -98,13 +97,30 @@ impl MakeVars {
     }
 }
 
-/// `~/.cache/dlstatic` (or `$DLSTATIC_CACHE`).
+/// Where dlstatic keeps what outlives one build (CPython builds, packages, the CPython
+/// source): `$DLSTATIC_CACHE`, else `dlstatic` in the user's cache directory by the XDG
+/// rules (`$XDG_CACHE_HOME`, else `~/.cache`). The Makefile's CACHE says the same.
 pub fn cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DLSTATIC_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/dlstatic")
+    let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+    cache_root_from(
+        var("DLSTATIC_CACHE").map(PathBuf::from),
+        var("XDG_CACHE_HOME").map(PathBuf::from),
+        std::env::home_dir(),
+    )
+}
+
+/// The XDG base directory spec makes a relative `$XDG_CACHE_HOME` invalid: it is ignored.
+fn cache_root_from(
+    dlstatic_cache: Option<PathBuf>,
+    xdg_cache_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> PathBuf {
+    let user_cache = || {
+        xdg_cache_home
+            .filter(|dir| dir.is_absolute())
+            .unwrap_or_else(|| home.unwrap_or_else(|| "/root".into()).join(".cache"))
+    };
+    dlstatic_cache.unwrap_or_else(|| user_cache().join("dlstatic"))
 }
 
 /// The default `--python-src`: the newest Debian orig tarball that `make python-src`
@@ -186,8 +202,7 @@ fn copy_logs(from: &Path, to: &Path) {
 pub fn source_key(source: &Path) -> Result<String> {
     let mut hasher = md5::Context::new();
     if source.is_dir() {
-        let mut files = Vec::new();
-        list_files(source, source, &mut files)?;
+        let mut files = list_files(source)?;
         files.sort();
         for line in files {
             hasher.consume(line.as_bytes());
@@ -203,30 +218,24 @@ pub fn source_key(source: &Path) -> Result<String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?
-    {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        if meta.is_dir() {
-            list_files(root, &entry.path(), out)?;
-        } else {
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            out.push(format!("{rel}\0{}\0{mtime}\n", meta.len()));
+/// `path\0size\0mtime` of every file below `root`, the symlinks' own, in no set order.
+fn list_files(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.with_context(|| format!("{}: cannot read", root.display()))?;
+        if entry.file_type().is_dir() {
+            continue;
         }
+        let meta = entry.metadata()?;
+        let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy();
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        out.push(format!("{rel}\0{}\0{mtime}\n", meta.len()));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn build_into(source: &Path, dir: &Path, jobs: usize, logs: &Path) -> Result<()> {
@@ -274,7 +283,8 @@ fn build_into(source: &Path, dir: &Path, jobs: usize, logs: &Path) -> Result<()>
     {
         for missing in ["test/test_sqlite3", "test/test_capi"] {
             if !libdir.join(missing).exists() {
-                copy_tree(&tree.join("Lib").join(missing), &libdir.join(missing))?;
+                let (from, to) = (tree.join("Lib").join(missing), libdir.join(missing));
+                fsutil::copy_tree(&from, &to, &|_| false)?;
             }
         }
     }
@@ -289,7 +299,7 @@ fn unpack(source: &Path, tree: &Path, logs: &Path) -> Result<()> {
                 source.display()
             );
         }
-        return copy_tree(source, tree);
+        return fsutil::copy_tree(source, tree, &|_| false);
     }
     std::fs::create_dir_all(tree)?;
     let cmd = vec![
@@ -317,12 +327,29 @@ fn unpack(source: &Path, tree: &Path, logs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cp -a`, keeping symlinks and modes.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to.parent().unwrap_or(Path::new(".")))?;
-    let status = Command::new("cp").arg("-a").arg(from).arg(to).status()?;
-    if capture::exit_code(status) != 0 {
-        bail!("cannot copy {} to {}", from.display(), to.display());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_root_is_dlstatic_cache_then_xdg_cache_home_then_home() {
+        let some = |dir: &str| Some(PathBuf::from(dir));
+        assert_eq!(
+            cache_root_from(some("/d"), some("/x"), some("/h")),
+            Path::new("/d")
+        );
+        assert_eq!(
+            cache_root_from(None, some("/x"), some("/h")),
+            Path::new("/x/dlstatic")
+        );
+        assert_eq!(
+            cache_root_from(None, None, some("/h")),
+            Path::new("/h/.cache/dlstatic")
+        );
+        // relative: not a valid XDG_CACHE_HOME
+        assert_eq!(
+            cache_root_from(None, some("x"), some("/h")),
+            Path::new("/h/.cache/dlstatic")
+        );
     }
-    Ok(())
 }

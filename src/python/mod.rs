@@ -4,6 +4,7 @@
 pub mod build;
 pub mod cpython;
 pub mod modules_txt;
+mod package_build;
 pub mod packages;
 pub mod payload;
 pub mod verify;

@@ -7,9 +7,11 @@
 //! Anything else is an error naming file and line.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
-use regex::Regex;
+use pep508_rs::pep440_rs::Version;
+use pep508_rs::{PackageName, VerbatimUrl};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Requirement {
@@ -126,24 +128,28 @@ fn parse_line(line: &str, base: &Path) -> Result<Requirement, String> {
             Err("local path does not exist".into())
         };
     }
-    let pep508 = Regex::new(
-        r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._, -]*\])?\s*(((===|==|>=|<=|~=|!=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*,?\s*)*|@\s*\S+)\s*(;.*)?$",
-    )
-    .unwrap();
-    if pep508.is_match(line) {
-        return requirement(line.to_string());
+    match pep508_rs::Requirement::<VerbatimUrl>::from_str(line) {
+        Ok(_) => requirement(line.to_string()),
+        // its message alone: the full error repeats the line and underlines on two more
+        Err(pep508) => parse_kontain(line).unwrap_or_else(|| {
+            Err(format!(
+                "{} (and not `<name> <version> [<source-url>] [\"<build deps>\"]` either)",
+                pep508.message
+            ))
+        }),
     }
-    parse_kontain(line)
 }
 
-/// `<name> <version> [<source-url>] ["<build deps>"]`
-fn parse_kontain(line: &str) -> Result<Requirement, String> {
+/// `<name> <version> [<source-url>] ["<build deps>"]`; None for a line of another shape.
+fn parse_kontain(line: &str) -> Option<Result<Requirement, String>> {
     let (head, build_deps) = match line.find('"') {
         Some(open) => {
             let rest = &line[open + 1..];
-            let close = rest.find('"').ok_or("unterminated \"build deps\"")?;
+            let Some(close) = rest.find('"') else {
+                return Some(Err("unterminated \"build deps\"".into()));
+            };
             if !rest[close + 1..].trim().is_empty() {
-                return Err("text after \"build deps\"".into());
+                return Some(Err("text after \"build deps\"".into()));
             }
             (
                 &line[..open],
@@ -153,26 +159,36 @@ fn parse_kontain(line: &str) -> Result<Requirement, String> {
         None => (line, Vec::new()),
     };
     let words: Vec<&str> = head.split_whitespace().collect();
-    let name = Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]*$").unwrap();
-    let version = Regex::new(r"^[0-9][A-Za-z0-9.!+_-]*$").unwrap();
-    match words.as_slice() {
-        [n, v] if name.is_match(n) && version.is_match(v) => Ok(Requirement {
-            pip: format!("{n}=={v}"),
-            build_deps,
-            origin: String::new(),
-        }),
-        [n, v, url] if name.is_match(n) && version.is_match(v) && url.contains("://") => {
-            Ok(Requirement {
-                pip: format!("{n} @ {url}"),
-                build_deps,
-                origin: String::new(),
-            })
+    let pip = match words.as_slice() {
+        [name, version, rest @ ..] if rest.len() <= 1 => {
+            // validated, but passed on as written (pip normalises it itself)
+            PackageName::from_str(name).ok()?;
+            if let Err(error) = Version::from_str(version) {
+                return Some(Err(format!(
+                    "not a `<name> <version>` line: version `{version}`: {error}"
+                )));
+            }
+            match rest {
+                [] => format!("{name}=={version}"),
+                [url] if url.contains("://") => format!("{name} @ {url}"),
+                _ => return None,
+            }
         }
-        _ => Err(
-            "neither a pip requirement nor `<name> <version> [<source-url>] [\"<build deps>\"]`"
-                .into(),
-        ),
-    }
+        _ => return None,
+    };
+    Some(Ok(Requirement {
+        pip,
+        build_deps,
+        origin: String::new(),
+    }))
+}
+
+/// A project name in its PEP 503 normal form (`Zope.Interface`, `zope__interface` →
+/// `zope-interface`), for comparing names as pip does. A string that is no project
+/// name (`?` for a file no RECORD lists) is only lowercased: it then equals no
+/// project's normal form.
+pub fn normalized_name(name: &str) -> String {
+    PackageName::from_str(name).map_or_else(|_| name.to_lowercase(), |n| n.to_string())
 }
 
 #[cfg(test)]
@@ -250,5 +266,43 @@ mod tests {
         assert!(format!("{err:#}").contains("modules.txt:1: unknown option"));
         let err = pips("-r missing.txt\n").unwrap_err();
         assert!(format!("{err:#}").contains("missing.txt"));
+    }
+
+    #[test]
+    fn lines_pep508_rejects_name_file_and_line_on_one_line() {
+        for (line, why) in [
+            ("requests>=2.0,<3,", "end of version specifier"),
+            ("simplejson==3.19.3 ; python_version >> \"3.8\"", "operator"),
+            ("-bad-name==1.0", "unknown option"),
+            ("markupsafe 2.1.5x.y", "version `2.1.5x.y`"),
+        ] {
+            let err = pips(&format!("idna==3.7\n{line}\n")).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("modules.txt:2: ")
+                    && text.to_lowercase().contains(why)
+                    && !text.contains('\n'),
+                "{line}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn kontain_names_are_passed_on_as_written() {
+        assert_eq!(pips("MarkupSafe 2.1.5\n").unwrap(), ["MarkupSafe==2.1.5"]);
+    }
+
+    #[test]
+    fn names_normalise_as_pep_503_says() {
+        for (name, normal) in [
+            ("MarkupSafe", "markupsafe"),
+            ("zope.interface", "zope-interface"),
+            ("zope_interface", "zope-interface"),
+            ("a__b", "a-b"),
+            ("A-_.-b.C", "a-b-c"),
+            ("?", "?"),
+        ] {
+            assert_eq!(normalized_name(name), normal, "{name}");
+        }
     }
 }

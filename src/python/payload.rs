@@ -109,22 +109,44 @@ pub fn assemble(
     modules: &[&Module],
     options: &PayloadOptions,
 ) -> Result<Manifest> {
-    let dynamic_python = installed
-        .join("bin")
-        .join(format!("python{version}"))
-        .to_string_lossy()
-        .into_owned();
     let python = format!("python{version}");
-    for link in ["python3", "python"] {
-        std::os::unix::fs::symlink(&python, root.join("bin").join(link)).with_context(|| {
-            format!(
-                "{}: cannot create symlink",
-                root.join("bin").join(link).display()
-            )
-        })?;
-    }
+    link_interpreter_names(&root.join("bin"), &python)?;
     let stdlib_from = installed.join("lib").join(&python);
     let stdlib_to = root.join("lib").join(&python);
+    copy_stdlib(&stdlib_from, &stdlib_to, options.full_stdlib)?;
+    let mut manifest = Manifest {
+        python: format!("/bin/{python}"),
+        dynamic_python: text(&installed.join("bin").join(&python)),
+        modules: Vec::new(),
+        skipped: Vec::new(),
+        smoke_tests: Default::default(),
+    };
+    let mut place = Placer {
+        by_id: modules.iter().map(|m| (&m.id, *m)).collect(),
+        keep_so: options.keep_so,
+        manifest: &mut manifest,
+    };
+    place.stdlib_modules(&stdlib_from, &stdlib_to, &python)?;
+    if let Some((site, ids)) = site {
+        place.site_modules(site, ids, &stdlib_to, &python)?;
+    }
+    add_to_ctypes_find_library(&stdlib_to, &manifest.dynamic_python)?;
+    write_etc(&root.join("etc"))?;
+    Ok(manifest)
+}
+
+/// `python3` and `python` beside `python3.X` in `bin`.
+fn link_interpreter_names(bin: &Path, python: &str) -> Result<()> {
+    for link in ["python3", "python"] {
+        std::os::unix::fs::symlink(python, bin.join(link))
+            .with_context(|| format!("{}: cannot create symlink", bin.join(link).display()))?;
+    }
+    Ok(())
+}
+
+/// The stdlib but its build configuration, its extension modules (they become stubs)
+/// and, unless `full`, OPTIONAL_STDLIB.
+fn copy_stdlib(from: &Path, to: &Path, full: bool) -> Result<()> {
     let skip_top = |rel: &Path| {
         let first = rel
             .components()
@@ -132,91 +154,32 @@ pub fn assemble(
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .unwrap_or_default();
         first.starts_with("config-")
-            || (!options.full_stdlib && OPTIONAL_STDLIB.contains(&first.as_str()))
+            || (!full && OPTIONAL_STDLIB.contains(&first.as_str()))
             || first == "lib-dynload"
     };
-    fsutil::copy_tree(&stdlib_from, &stdlib_to, Path::new(""), &skip_top)?;
+    fsutil::copy_tree(from, to, &skip_top)
+}
 
-    let by_id: HashMap<&ModuleId, &Module> = modules.iter().map(|m| (&m.id, *m)).collect();
-    let mut manifest = Manifest {
-        python: format!("/bin/{python}"),
-        dynamic_python,
-        modules: Vec::new(),
-        skipped: Vec::new(),
-        smoke_tests: Default::default(),
-    };
-    let mut place = Placer {
-        by_id,
-        keep_so: options.keep_so,
-        manifest: &mut manifest,
-    };
-
-    let dynload_from = stdlib_from.join("lib-dynload");
-    let dynload_to = stdlib_to.join("lib-dynload");
-    std::fs::create_dir_all(&dynload_to)?;
-    for so in extension_files(&dynload_from)? {
-        let file_name = so.file_name().unwrap().to_string_lossy().into_owned();
-        let name = file_name.split('.').next().unwrap_or_default().to_string();
-        let stub = format!("/lib/{python}/lib-dynload/{file_name}");
-        if !place.module(
-            &so,
-            &dynload_to.join(&file_name),
-            name,
-            stub,
-            "stdlib",
-            None,
-        )? {
-            place.manifest.skipped.push(file_name);
-        }
-    }
-
-    if let Some((site, ids)) = site {
-        // everything but the extension modules as it is; those become stubs
-        let site_to = stdlib_to.join("site-packages");
-        fsutil::copy_tree(site, &site_to, Path::new(""), &|rel| {
-            rel.extension().is_some_and(|e| e == "so")
-        })?;
-        let owners = distribution_owners(site)?;
-        for so in extension_files(site)? {
-            let rel = so.strip_prefix(site).unwrap();
-            let rel_text = rel.to_string_lossy().into_owned();
-            let mut parts: Vec<String> = rel
-                .iter()
-                .map(|c| c.to_string_lossy().into_owned())
-                .collect();
-            let file = parts.pop().unwrap_or_default();
-            parts.push(file.split('.').next().unwrap_or_default().to_string());
-            let owner = owners.get(&rel_text).map_or("?", String::as_str);
-            let stub = format!("/lib/{python}/site-packages/{rel_text}");
-            if !place.module(
-                &so,
-                &site_to.join(rel),
-                parts.join("."),
-                stub,
-                owner,
-                ids.get(&so).cloned(),
-            )? {
-                anyhow::bail!(
-                    "{}: installed by {owner}, but its module was not linked",
-                    so.display()
-                );
-            }
-        }
-    }
-
-    let util = stdlib_to.join("ctypes/util.py");
-    let mut text = std::fs::read_to_string(&util)
+/// ctypes.util.find_library, extended by CTYPES_FIND_LIBRARY and compiled again.
+fn add_to_ctypes_find_library(stdlib: &Path, dynamic_python: &str) -> Result<()> {
+    let util = stdlib.join("ctypes/util.py");
+    let mut code = std::fs::read_to_string(&util)
         .with_context(|| format!("{}: cannot read", util.display()))?;
-    text.push_str(CTYPES_FIND_LIBRARY);
-    write_atomic(&util, text.as_bytes())?;
-    recompile(&manifest.dynamic_python, &util)?;
+    code.push_str(CTYPES_FIND_LIBRARY);
+    write_atomic(&util, code.as_bytes())?;
+    recompile(dynamic_python, &util)
+}
 
-    let etc = root.join("etc");
-    std::fs::create_dir_all(&etc)?;
-    for (name, text) in ETC_FILES {
-        write_atomic(&etc.join(name), text.as_bytes())?;
+fn write_etc(etc: &Path) -> Result<()> {
+    std::fs::create_dir_all(etc)?;
+    for (name, contents) in ETC_FILES {
+        write_atomic(&etc.join(name), contents.as_bytes())?;
     }
-    Ok(manifest)
+    Ok(())
+}
+
+fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 /// Compile an edited stdlib module again, at the optimization levels the stdlib ships, with
@@ -249,6 +212,59 @@ struct Placer<'a> {
 }
 
 impl Placer<'_> {
+    /// lib-dynload's modules; those that no linked module matches are left out, and
+    /// listed as skipped.
+    fn stdlib_modules(&mut self, stdlib_from: &Path, stdlib_to: &Path, python: &str) -> Result<()> {
+        let dynload_to = stdlib_to.join("lib-dynload");
+        std::fs::create_dir_all(&dynload_to)?;
+        for so in extension_files(&stdlib_from.join("lib-dynload"))? {
+            let file_name = so.file_name().unwrap().to_string_lossy().into_owned();
+            let name = file_name.split('.').next().unwrap_or_default().to_string();
+            let stub = format!("/lib/{python}/lib-dynload/{file_name}");
+            let dest = dynload_to.join(&file_name);
+            if !self.module(&so, &dest, name, stub, "stdlib", None)? {
+                self.manifest.skipped.push(file_name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The site directory as site-packages: everything but the extension modules as it
+    /// is, those as stubs; each must have been linked.
+    fn site_modules(
+        &mut self,
+        site: &Path,
+        ids: &BTreeMap<PathBuf, ModuleId>,
+        stdlib_to: &Path,
+        python: &str,
+    ) -> Result<()> {
+        let site_to = stdlib_to.join("site-packages");
+        fsutil::copy_tree(site, &site_to, &|rel| {
+            rel.extension().is_some_and(|e| e == "so")
+        })?;
+        let owners = distribution_owners(site)?;
+        for so in extension_files(site)? {
+            let rel = so.strip_prefix(site).unwrap();
+            let rel_text = text(rel);
+            let mut parts: Vec<String> = rel
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect();
+            let file = parts.pop().unwrap_or_default();
+            parts.push(file.split('.').next().unwrap_or_default().to_string());
+            let owner = owners.get(&rel_text).map_or("?", String::as_str);
+            let stub = format!("/lib/{python}/site-packages/{rel_text}");
+            let (dest, id) = (site_to.join(rel), ids.get(&so).cloned());
+            if !self.module(&so, &dest, parts.join("."), stub, owner, id)? {
+                anyhow::bail!(
+                    "{}: installed by {owner}, but its module was not linked",
+                    so.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// `id`: the module id when known otherwise than by the file's md5. False when no
     /// linked module has this id. A file whose md5 is not its id (changed after the
     /// link) always becomes a stub: dlopen of the file itself could not find it.
@@ -295,20 +311,13 @@ impl Placer<'_> {
 /// Every `*.so` below `dir`, sorted.
 pub fn extension_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)
-            .with_context(|| format!("{}: cannot read", current.display()))?
-            .flatten()
-        {
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "so") {
-                found.push(path);
-            }
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.with_context(|| format!("{}: cannot read", dir.display()))?;
+        if !entry.file_type().is_dir() && entry.path().extension().is_some_and(|e| e == "so") {
+            found.push(entry.into_path());
         }
     }
+    // by whole path (`a.so` before `a/b.so`), which a walk sorted by name is not
     found.sort();
     Ok(found)
 }

@@ -1,0 +1,264 @@
+//! One package of pip's resolution, built and installed on its own under capture, or
+//! found built in the package cache (see packages.rs for the layout).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::capture::db::CaptureDb;
+use crate::progress::Step;
+use crate::python::packages::{Package, command, content_digest, text};
+
+const SDIST_BACKEND: &str = include_str!("sdist_backend.py");
+
+/// Bumped when a cached package build changes layout or meaning.
+const PACKAGE_CACHE_FORMAT: u32 = 1;
+
+/// `pip install --report`: what pip resolved modules.txt to.
+#[derive(Deserialize)]
+pub(super) struct Report {
+    pub install: Vec<ReportItem>,
+}
+
+/// One entry of `pip install --report`.
+#[derive(Deserialize)]
+pub(super) struct ReportItem {
+    pub metadata: ReportMetadata,
+    download_info: DownloadInfo,
+    #[serde(default)]
+    is_direct: bool,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReportMetadata {
+    pub name: String,
+    version: String,
+}
+
+#[derive(Deserialize)]
+struct DownloadInfo {
+    url: String,
+}
+
+/// What every package build shares.
+pub(super) struct Builder {
+    pub pip: PathBuf,
+    pub venv_python: PathBuf,
+    /// `--index-url …` and friends from modules.txt
+    pub index_options: Vec<String>,
+    pub build_deps: Vec<String>,
+    pub python_tree: PathBuf,
+    /// this dlstatic, which pip's builds run under `capture`
+    pub exe: PathBuf,
+    pub cache: PathBuf,
+    /// copies of the local trees → the digest of the original's contents
+    pub tree_digests: HashMap<PathBuf, String>,
+    pub dir: PathBuf,
+}
+
+impl Builder {
+    /// Build and install one package on its own, logging to `log`, or find it built in
+    /// the cache (its log is copied to `log`). Returns the package and the directory
+    /// holding its `site/`, `db/` and `build.log`.
+    pub fn build(&self, item: &ReportItem, log: &Path) -> Result<(Package, PathBuf)> {
+        let ReportMetadata { name, version } = &item.metadata;
+        let url = &item.download_info.url;
+        let local = url
+            .strip_prefix("file://")
+            .map(Path::new)
+            .filter(|p| p.is_dir());
+        let key = self.cache_key(name, version, url, local, item.is_direct)?;
+        let cached = key.as_ref().map(|key| self.cache.join(key));
+        if let Some(cached) = cached.as_ref().filter(|c| c.join("package.json").is_file()) {
+            return reuse(cached, log);
+        }
+        // built in a staging directory beside its final place, which it replaces whole
+        let parent = if cached.is_some() {
+            self.cache.clone()
+        } else {
+            self.dir.join("builds")
+        };
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("{}: cannot create", parent.display()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".building-")
+            .tempdir_in(&parent)?;
+        let package = self.build_into(item, local, staging.path(), log)?;
+        let place = cached.unwrap_or_else(|| self.dir.join("builds").join(name));
+        move_into_place(staging.keep(), &place)?;
+        Ok((package, place))
+    }
+
+    /// `pip install --target staging/site` under capture into `staging/db`; `local`: the
+    /// tree pip resolved the package to, if any.
+    fn build_into(
+        &self,
+        item: &ReportItem,
+        local: Option<&Path>,
+        staging: &Path,
+        log: &Path,
+    ) -> Result<Package> {
+        let ReportMetadata { name, version } = &item.metadata;
+        let url = &item.download_info.url;
+        let (site, db) = (staging.join("site"), staging.join("db"));
+        let pure_wheel = url.ends_with("-none-any.whl");
+        let spec = match local {
+            Some(tree) => text(tree),
+            None if item.is_direct => url.clone(),
+            None => format!("{name}=={version}"),
+        };
+        let backend = match local {
+            _ if pure_wheel => "wheel".to_string(),
+            Some(tree) => declared_backend(
+                &std::fs::read_to_string(tree.join("pyproject.toml")).unwrap_or_default(),
+            ),
+            None => sdist_backend(&self.venv_python, name, version),
+        };
+        let cmd = self.pip_install(name, &spec, &site, &db, pure_wheel);
+        Step::new(&format!("build {name} {version} ({backend})"), log)
+            .run(&cmd, &self.dir)
+            .with_context(|| {
+                format!("package {name} {version} (backend {backend}) failed to build")
+            })?;
+        // console scripts point at the build venv; the payload has no use for them
+        let _ = std::fs::remove_dir_all(site.join("bin"));
+        CaptureDb::open(&db)?; // a pure package links nothing, but has its (empty) db
+        std::fs::copy(log, staging.join("build.log"))?;
+        let package = Package {
+            name: name.clone(),
+            version: version.clone(),
+            backend,
+            log: log.to_path_buf(),
+        };
+        // written last: its presence marks the entry complete
+        std::fs::write(
+            staging.join("package.json"),
+            serde_json::to_vec_pretty(&package)?,
+        )?;
+        Ok(package)
+    }
+
+    /// `pip install` of `spec` alone into `site`, under capture into `db`.
+    fn pip_install(
+        &self,
+        name: &str,
+        spec: &str,
+        site: &Path,
+        db: &Path,
+        pure_wheel: bool,
+    ) -> Vec<String> {
+        let mut cmd = command(&self.exe, &["capture", "--db", &text(db), "--"]);
+        // no wheel cache: a cached wheel would install a .so that no capture saw being linked
+        cmd.extend(command(
+            &self.pip,
+            &[
+                "install",
+                "--use-pep517",
+                "--no-cache-dir",
+                "--no-deps",
+                "--ignore-installed",
+                "--target",
+                &text(site),
+            ],
+        ));
+        if !pure_wheel {
+            cmd.extend(["--no-binary".into(), name.to_string()]);
+        }
+        cmd.extend(self.index_options.iter().cloned());
+        cmd.push(spec.to_string());
+        cmd
+    }
+
+    /// What identifies a package build; None for a remote URL, whose content the URL
+    /// does not pin.
+    fn cache_key(
+        &self,
+        name: &str,
+        version: &str,
+        url: &str,
+        local: Option<&Path>,
+        is_direct: bool,
+    ) -> Result<Option<String>> {
+        let source = match local {
+            Some(tree) => match tree
+                .canonicalize()
+                .ok()
+                .and_then(|tree| self.tree_digests.get(&tree))
+            {
+                Some(digest) => digest.clone(),
+                None => content_digest(tree)?,
+            },
+            None if is_direct => return Ok(None),
+            None => url.to_string(),
+        };
+        let key_text = format!(
+            "{PACKAGE_CACHE_FORMAT}\0{}\0{name}\0{version}\0{source}\0{}\0{}\0{}",
+            crate::capture::db::RECORD_VERSION,
+            self.index_options.join(" "),
+            self.build_deps.join(" "),
+            self.python_tree.display()
+        );
+        Ok(Some(format!(
+            "{name}-{version}-{:x}",
+            md5::compute(key_text)
+        )))
+    }
+}
+
+/// A complete cache entry: its package, with its build log copied to `log`.
+fn reuse(cached: &Path, log: &Path) -> Result<(Package, PathBuf)> {
+    let package: Package = serde_json::from_slice(&std::fs::read(cached.join("package.json"))?)
+        .with_context(|| format!("{}: corrupt package cache entry", cached.display()))?;
+    std::fs::copy(cached.join("build.log"), log)
+        .with_context(|| format!("{}: cannot copy the build log", cached.display()))?;
+    eprintln!(
+        "dlstatic: build {} {} ({}): reused from {}",
+        package.name,
+        package.version,
+        package.backend,
+        cached.display()
+    );
+    let package = Package {
+        log: log.to_path_buf(),
+        ..package
+    };
+    Ok((package, cached.to_path_buf()))
+}
+
+fn move_into_place(staged: PathBuf, place: &Path) -> Result<()> {
+    if let Err(error) = std::fs::rename(&staged, place) {
+        // another build put the same package in the cache meanwhile: use that one
+        let _ = std::fs::remove_dir_all(&staged);
+        if !place.join("package.json").is_file() {
+            return Err(error).with_context(|| {
+                format!(
+                    "{}: cannot move the package build into place",
+                    place.display()
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The build backend the package's sdist on PyPI declares, read without building
+/// (`pip download` of an sdist would build it just to learn its metadata).
+fn sdist_backend(venv_python: &Path, name: &str, version: &str) -> String {
+    std::process::Command::new(venv_python)
+        .args(["-c", SDIST_BACKEND, name, version])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|backend| !backend.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `build-system.build-backend` of a pyproject.toml; setuptools' legacy path without one.
+fn declared_backend(pyproject: &str) -> String {
+    let backend = regex::Regex::new(r#"build-backend\s*=\s*["']([^"']+)["']"#).unwrap();
+    backend
+        .captures(pyproject)
+        .map_or("setuptools (legacy)".to_string(), |c| c[1].to_string())
+}
