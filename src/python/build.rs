@@ -9,23 +9,19 @@
 //!
 //! OUT is replaced only when every step worked; logs are in OUT.km/logs.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
 use crate::audit::{self, Severity};
-use crate::capture::db::{CaptureDb, LinkRecord};
 use crate::link;
-use crate::module_id::ModuleId;
 use crate::plan::analyze::Module;
 use crate::plan::{Plan, Request, Source};
 use crate::progress::Timings;
 use crate::python::cpython::CpythonBuild;
-use crate::python::modules_txt::normalized_name;
-use crate::python::packages::InstalledPackages;
 use crate::python::payload::{self, Manifest, PayloadOptions};
+use crate::python::site::{self, Packages};
 use crate::python::{cpython, packages, verify};
 use crate::toolchain;
 use crate::workdir::BuildWork;
@@ -89,7 +85,9 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         );
     }
     timings.lap("CPython");
-    let packages = install_packages(&inputs, &python, &work)?;
+    let packages = (inputs.packages.as_ref())
+        .map(|set| site::install_packages(set, &python, &work))
+        .transpose()?;
     timings.lap("packages");
 
     let parent = out.parent().unwrap_or(Path::new("."));
@@ -179,39 +177,6 @@ impl Inputs {
     }
 }
 
-/// The packages of modules.txt, installed; their linked modules matched to captures.
-struct Packages {
-    installed: InstalledPackages,
-    /// Each installed extension module's id.
-    modules: BTreeMap<PathBuf, ModuleId>,
-    /// The capture dbs holding them, each with the ids to take from it.
-    sources: Vec<Source>,
-}
-
-fn install_packages(
-    inputs: &Inputs,
-    python: &CpythonBuild,
-    work: &BuildWork,
-) -> Result<Option<Packages>> {
-    let Some(set) = &inputs.packages else {
-        return Ok(None);
-    };
-    let installed = packages::install(set, python, &work.packages())?;
-    if installed.reused {
-        eprintln!(
-            "dlstatic: reused {} built packages from {}",
-            installed.packages.len(),
-            work.packages().display()
-        );
-    }
-    let (modules, sources) = match_installed_modules(&installed.site, &installed.dbs)?;
-    Ok(Some(Packages {
-        installed,
-        modules,
-        sources,
-    }))
-}
-
 /// The interpreter's link: CPython's stdlib modules (less the skipped) and the
 /// packages' modules; its audit is written beside the payload.
 fn plan_and_audit(
@@ -287,7 +252,7 @@ fn link_and_assemble(
         &modules,
         &payload_options,
     )?;
-    describe_packages(
+    site::describe_packages(
         &mut manifest,
         packages.map(|p| &p.installed),
         options.modules.as_deref(),
@@ -343,102 +308,6 @@ fn build_key(
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))
-}
-
-/// Each module's build backend, and the smoke tests found next to modules.txt
-/// (`smoke/<package>.py`) for the packages that were installed.
-fn describe_packages(
-    manifest: &mut Manifest,
-    packages: Option<&InstalledPackages>,
-    modules: Option<&Path>,
-) -> Result<()> {
-    for module in &mut manifest.modules {
-        module.backend = match packages.and_then(|p| {
-            p.packages
-                .iter()
-                .find(|p| normalized_name(&p.name) == normalized_name(&module.package))
-        }) {
-            Some(package) => package.backend.clone(),
-            None => "CPython".to_string(),
-        };
-    }
-    let (Some(packages), Some(modules)) = (packages, modules) else {
-        return Ok(());
-    };
-    let smoke_dir = modules.parent().unwrap_or(Path::new(".")).join("smoke");
-    for package in &packages.packages {
-        let script = smoke_dir.join(format!("{}.py", normalized_name(&package.name)));
-        if script.is_file() {
-            let code = std::fs::read_to_string(&script)
-                .with_context(|| format!("{}: cannot read", script.display()))?;
-            manifest.smoke_tests.insert(package.name.clone(), code);
-        }
-    }
-    Ok(())
-}
-
-/// The module id (md5 of the linked output) of every extension module installed below
-/// `site`: by the installed file's md5, or, where the install step changed the file
-/// (CMake rewrites RPATHs), by the one captured link with the same file name; and, for
-/// each db that holds any of them, their ids (what link and audit take from it).
-fn match_installed_modules(
-    site: &Path,
-    dbs: &[PathBuf],
-) -> Result<(BTreeMap<PathBuf, ModuleId>, Vec<Source>)> {
-    let mut records: Vec<(usize, LinkRecord)> = Vec::new();
-    for (index, db) in dbs.iter().enumerate() {
-        records.extend(
-            CaptureDb::open_existing(db)?
-                .records()?
-                .into_iter()
-                .map(|record| (index, record)),
-        );
-    }
-    let mut matched = BTreeMap::new();
-    let mut ids_by_db = vec![BTreeSet::new(); dbs.len()];
-    for so in payload::extension_files(site)? {
-        let id = ModuleId::of(
-            &std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?,
-        );
-        let name = so
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let same_name = || {
-            records
-                .iter()
-                .filter(|(_, r)| r.file_name() == name)
-                .collect::<Vec<_>>()
-        };
-        let (index, record) = match records.iter().find(|(_, r)| r.id == id) {
-            Some(found) => found,
-            None => match same_name().as_slice() {
-                [found] => *found,
-                [] => bail!(
-                    "{}: installed, but no captured link produced it (a prebuilt binary in the sdist?); it cannot be linked",
-                    so.display()
-                ),
-                several => bail!(
-                    "{}: changed after its link, and {} captured links have its name; cannot tell which one it is",
-                    so.display(),
-                    several.len()
-                ),
-            },
-        };
-        ids_by_db[*index].insert(record.id.clone());
-        matched.insert(so, record.id.clone());
-    }
-    let sources = dbs
-        .iter()
-        .zip(ids_by_db)
-        .filter(|(_, ids)| !ids.is_empty())
-        .map(|(db, ids)| Source {
-            db: db.clone(),
-            ids: Some(ids),
-        })
-        .collect();
-    Ok((matched, sources))
 }
 
 /// Put `new` where `out` is: the old OUT is moved aside first and removed after.

@@ -7,4 +7,5 @@ pub mod modules_txt;
 mod package_build;
 pub mod packages;
 pub mod payload;
+pub mod site;
 pub mod verify;
