@@ -27,6 +27,18 @@ fn beside(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
+/// The md5 of this dlstatic executable: work made by another dlstatic is not reused
+/// (its analyses, archives and tables may differ), and a build by another is not current.
+pub fn this_dlstatic() -> Result<&'static str> {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(key) = KEY.get() {
+        return Ok(key);
+    }
+    let exe = std::env::current_exe().context("cannot locate the dlstatic executable")?;
+    let bytes = std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?;
+    Ok(KEY.get_or_init(|| crate::module_id::md5_hex(&bytes)))
+}
+
 /// The work directory of one link.
 #[derive(Debug, Clone)]
 pub struct LinkWork {
@@ -121,6 +133,11 @@ impl LinkWork {
 
     pub fn map(&self) -> PathBuf {
         self.dir.join("link.map")
+    }
+
+    /// Matches when this dlstatic made the work files here.
+    pub fn tool_stamp(&self) -> Stamp {
+        Stamp::at(self.dir.join("dlstatic-key"))
     }
 }
 

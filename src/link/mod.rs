@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use crate::fsutil::write_atomic;
 use crate::plan::Plan;
 use crate::toolchain;
-use crate::workdir::{LinkWork, ModuleFile};
+use crate::workdir::{LinkWork, ModuleFile, this_dlstatic};
 
 /// What a finished link reports.
 pub struct LinkSummary {
@@ -83,6 +83,7 @@ pub fn link(plan: &Plan, output: &Path, work: &LinkWork) -> Result<LinkSummary> 
     linked?;
     crate::fsutil::publish(&tmp_out, output)?;
     let _ = std::fs::remove_file(&pass1);
+    work.tool_stamp().write(this_dlstatic()?)?;
     lap("pass 2");
     Ok(LinkSummary {
         reused,

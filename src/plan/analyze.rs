@@ -12,7 +12,7 @@ use crate::capture::db::{CaptureDb, LinkInput, LinkRecord};
 use crate::elf::{self, ObjectSummary, SymbolKind};
 use crate::module_id::ModuleId;
 use crate::toolchain::{self, Driver};
-use crate::workdir::{LinkWork, ModuleFile};
+use crate::workdir::{LinkWork, ModuleFile, this_dlstatic};
 
 /// Bumped when Module changes shape or meaning; cached `.km.json` of another version are redone.
 pub const MODULE_FORMAT: u32 = 3;
@@ -135,10 +135,11 @@ pub fn cached_or_new(
     work: &LinkWork,
 ) -> Result<(Module, bool)> {
     let base = Module::base_for(record.file_name(), &record.id);
+    let same_tool = work.tool_stamp().matches(this_dlstatic()?);
     let cached = std::fs::read(work.module_file(&base, ModuleFile::Analysis))
         .ok()
         .and_then(|b| serde_json::from_slice::<Module>(&b).ok())
-        .filter(|m| m.format == MODULE_FORMAT && m.id == record.id);
+        .filter(|m| same_tool && m.format == MODULE_FORMAT && m.id == record.id);
     match cached {
         Some(module) => Ok((module, true)),
         None => Ok((analyze(db, record, work.dir())?, false)),

@@ -24,7 +24,7 @@ use crate::python::payload::{self, Manifest, PayloadOptions};
 use crate::python::site::{self, Packages};
 use crate::python::{cpython, packages, verify};
 use crate::toolchain;
-use crate::workdir::BuildWork;
+use crate::workdir::{BuildWork, this_dlstatic};
 
 /// extensions/skip_builtins.txt as shipped, the default skip list.
 const DEFAULT_SKIP_LIST: &str = include_str!("../../extensions/skip_builtins.txt");
@@ -291,10 +291,8 @@ fn build_key(
     packages: Option<&packages::PackageSet>,
     skip: &[String],
 ) -> Result<String> {
-    let exe = std::env::current_exe()?;
     let mut context = md5::Context::new();
-    context
-        .consume(std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?);
+    context.consume(this_dlstatic()?);
     let settings = format!(
         "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}",
         packages.map_or("", |p| p.key.as_str()),
