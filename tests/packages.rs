@@ -254,4 +254,14 @@ fn rust_maturin_cmake_and_ctypes_library_packages_link_and_work() {
     assert_eq!(manifest.smoke_tests.len(), 3);
     let verify = String::from_utf8_lossy(&result.stdout).into_owned();
     assert!(verify.contains("0 failed"), "{verify}");
+    // a module whose import needs a package nobody installed is a warning, not a failure
+    let optional = verify
+        .lines()
+        .find(|l| l.starts_with("ctypes_demo._optional"))
+        .unwrap_or_else(|| panic!("{verify}"));
+    assert!(
+        optional.contains("warn") && optional.contains("imports ctypes_demo_missing_dependency"),
+        "{optional}"
+    );
+    assert!(verify.contains("1 with warnings"), "{verify}");
 }

@@ -85,61 +85,88 @@ impl MissingLib {
 /// The static archives for every module's `-l` libraries (and their static needs, in
 /// first-use order) and shared inputs; and the libraries that have none.
 pub fn resolve(modules: &[&Module]) -> (Vec<SystemLib>, Vec<MissingLib>) {
-    let (mut found, mut missing): (Vec<SystemLib>, Vec<MissingLib>) = (Vec::new(), Vec::new());
+    let mut out = Resolved::default();
     for (index, module) in modules.iter().enumerate() {
-        let mut seen = HashSet::new();
+        // (library, the library that needs it when linked statically, if not the module)
         let mut pending: VecDeque<(String, Option<String>)> =
             module.libs.iter().map(|lib| (lib.clone(), None)).collect();
+        for shared in &module.shared_inputs {
+            // a shared library given by path is as good as -lNAME: its archive, and
+            // what that archive needs (`libzmq.so` brings libstdc++)
+            let lib = shared_stem(
+                Path::new(shared)
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_str()
+                    .unwrap_or(""),
+            );
+            let lib = lib
+                .and_then(|stem| stem.strip_prefix("lib"))
+                .map(String::from);
+            match static_archive_for_shared(shared) {
+                Some(archive) => {
+                    let soname = crate::fsutil::map(Path::new(shared))
+                        .ok()
+                        .and_then(|b| elf::shared_object_interface(&b).ok())
+                        .and_then(|i| i.soname);
+                    out.add(shared.clone(), archive, soname, index);
+                    let deps = lib
+                        .iter()
+                        .flat_map(|l| static_dependencies(l, &module.lib_dirs));
+                    pending.extend(deps.map(|dep| (dep, lib.clone())));
+                }
+                None => out
+                    .missing
+                    .push(MissingLib::new(shared.clone(), index, None)),
+            }
+        }
+        let mut seen = HashSet::new();
         while let Some((lib, needed_by)) = pending.pop_front() {
             if provided_by_driver(&lib) || !seen.insert(lib.clone()) {
                 continue;
             }
             let Some(archive) = static_archive_for(&lib, &module.lib_dirs) else {
-                missing.push(MissingLib {
-                    lib,
-                    module: index,
-                    needed_by,
-                    needed_symbols: Vec::new(),
-                });
+                out.missing.push(MissingLib::new(lib, index, needed_by));
                 continue;
             };
             let deps = static_dependencies(&lib, &module.lib_dirs);
             pending.extend(deps.into_iter().map(|dep| (dep, Some(lib.clone()))));
-            if !found.iter().any(|l| l.archive == archive) {
-                let soname = soname_for(&lib, &module.lib_dirs);
-                found.push(SystemLib {
-                    name: lib,
-                    archive,
-                    soname,
-                    module: index,
-                });
-            }
-        }
-        for shared in &module.shared_inputs {
-            match static_archive_for_shared(shared) {
-                Some(archive) if !found.iter().any(|l| l.archive == archive) => {
-                    let soname = crate::fsutil::map(Path::new(shared))
-                        .ok()
-                        .and_then(|b| elf::shared_object_interface(&b).ok())
-                        .and_then(|i| i.soname);
-                    found.push(SystemLib {
-                        name: shared.clone(),
-                        archive,
-                        soname,
-                        module: index,
-                    });
-                }
-                Some(_) => {}
-                None => missing.push(MissingLib {
-                    lib: shared.clone(),
-                    module: index,
-                    needed_by: None,
-                    needed_symbols: Vec::new(),
-                }),
-            }
+            let soname = soname_for(&lib, &module.lib_dirs);
+            out.add(lib, archive, soname, index);
         }
     }
-    (found, missing)
+    (out.found, out.missing)
+}
+
+/// The archives found so far (each once) and the libraries without one.
+#[derive(Default)]
+struct Resolved {
+    found: Vec<SystemLib>,
+    missing: Vec<MissingLib>,
+}
+
+impl Resolved {
+    fn add(&mut self, name: String, archive: PathBuf, soname: Option<String>, module: usize) {
+        if !self.found.iter().any(|l| l.archive == archive) {
+            self.found.push(SystemLib {
+                name,
+                archive,
+                soname,
+                module,
+            });
+        }
+    }
+}
+
+impl MissingLib {
+    fn new(lib: String, module: usize, needed_by: Option<String>) -> MissingLib {
+        MissingLib {
+            lib,
+            module,
+            needed_by,
+            needed_symbols: Vec::new(),
+        }
+    }
 }
 
 /// Give each missing dependency the unresolved names its shared library exports.

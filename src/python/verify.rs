@@ -17,6 +17,9 @@ const SCRIPT: &str = include_str!("verify_modules.py");
 pub struct ModuleResult {
     pub name: String,
     pub ok: bool,
+    /// It works, but an optional dependency nobody asked for is missing.
+    #[serde(default)]
+    pub warning: bool,
     pub reason: String,
 }
 
@@ -40,8 +43,9 @@ pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
     let results = run_checks(root, manifest)?;
     print_table(&results, manifest);
     let failed = results.iter().filter(|r| !r.ok).count();
+    let warned = results.iter().filter(|r| r.ok && r.warning).count();
     println!(
-        "{} checks in an empty root ({} modules, {} smoke tests): {} ok, {} failed",
+        "{} checks in an empty root ({} modules, {} smoke tests): {} ok, {warned} with warnings, {} failed",
         results.len(),
         manifest.modules.len(),
         manifest.smoke_tests.len(),
@@ -125,7 +129,11 @@ fn print_table(results: &[ModuleResult], manifest: &Manifest) {
         println!(
             "{:width$}  {package:package_width$}  {backend:backend_width$}  {objects:>7}  {renamed:>7}  {:6}  {}",
             r.name,
-            if r.ok { "ok" } else { "FAIL" },
+            match (r.ok, r.warning) {
+                (false, _) => "FAIL",
+                (true, true) => "warn",
+                (true, false) => "ok",
+            },
             r.reason
         );
     }
