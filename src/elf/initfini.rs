@@ -12,18 +12,10 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{Result, anyhow};
-use object::elf;
-use object::read::elf::{FileHeader, SectionHeader};
+use anyhow::Result;
 use serde::Serialize;
 
-use crate::elf::parse_header;
-
-/// Elf64_Shdr field offsets.
-const SH_NAME: usize = 0;
-const SH_TYPE: usize = 4;
-const SH_OFFSET: usize = 24;
-const SH_SIZE: usize = 32;
+use crate::elf::rename::rename_sections;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -100,51 +92,14 @@ fn classify(name: &str, id: &str) -> Option<MovedSection> {
 
 /// Move the init/fini sections of one object of module `id`; returns the object and the
 /// sections it now has.
-pub fn move_init_sections(mut bytes: Vec<u8>, id: &str) -> Result<(Vec<u8>, Vec<MovedSection>)> {
-    let (header, endian) = parse_header(&bytes)?;
-    let sections = header
-        .sections(endian, &*bytes)
-        .map_err(|e| anyhow!("malformed sections: {e}"))?;
-    let shstrndx = header
-        .shstrndx(endian, &*bytes)
-        .map_err(|e| anyhow!("malformed section header: {e}"))? as usize;
-    let (shoff, entsize) = (
-        header.e_shoff(endian) as usize,
-        header.e_shentsize(endian) as usize,
-    );
-    let names = sections.section(object::SectionIndex(shstrndx))?;
-    let (old_offset, old_size) = (
-        names.sh_offset(endian) as usize,
-        names.sh_size(endian) as usize,
-    );
-    let mut strings = bytes
-        .get(old_offset..old_offset + old_size)
-        .ok_or_else(|| anyhow!("section names lie outside the file"))?
-        .to_vec();
+pub fn move_init_sections(bytes: Vec<u8>, id: &str) -> Result<(Vec<u8>, Vec<MovedSection>)> {
     let mut moved = Vec::new();
-    let mut patches = Vec::new();
-    for (index, section) in sections.iter().enumerate() {
-        let name = sections.section_name(endian, section).unwrap_or_default();
-        let Some(m) = classify(&String::from_utf8_lossy(name), id) else {
-            continue;
-        };
-        patches.push((shoff + index * entsize, strings.len() as u32));
-        strings.extend_from_slice(m.name.as_bytes());
-        strings.push(0);
+    let bytes = rename_sections(bytes, |name| {
+        let m = classify(name, id)?;
+        let new_name = m.name.clone();
         moved.push(m);
-    }
-    if moved.is_empty() {
-        return Ok((bytes, moved));
-    }
-    let new_offset = bytes.len() as u64;
-    bytes.extend_from_slice(&strings);
-    for (at, name) in patches {
-        bytes[at + SH_NAME..at + SH_NAME + 4].copy_from_slice(&name.to_le_bytes());
-        bytes[at + SH_TYPE..at + SH_TYPE + 4].copy_from_slice(&elf::SHT_PROGBITS.to_le_bytes());
-    }
-    let at = shoff + shstrndx * entsize;
-    bytes[at + SH_OFFSET..at + SH_OFFSET + 8].copy_from_slice(&new_offset.to_le_bytes());
-    bytes[at + SH_SIZE..at + SH_SIZE + 8].copy_from_slice(&(strings.len() as u64).to_le_bytes());
+        Some(new_name)
+    })?;
     Ok((bytes, moved))
 }
 

@@ -124,3 +124,61 @@ pub fn symmap_text(renames: &HashMap<String, String>) -> String {
     lines.sort();
     lines.concat()
 }
+
+/// Elf64_Shdr field offsets.
+const SH_NAME: usize = 0;
+const SH_TYPE: usize = 4;
+const SH_OFFSET: usize = 24;
+const SH_SIZE: usize = 32;
+
+/// Give every section for which `rename` returns a name that name (and type
+/// SHT_PROGBITS), in place: a new section-name table is appended and `sh_name`
+/// patched; nothing moves, relocations stay bound to their section by index.
+pub fn rename_sections(
+    mut bytes: Vec<u8>,
+    mut rename: impl FnMut(&str) -> Option<String>,
+) -> Result<Vec<u8>> {
+    let (header, endian) = parse_header(&bytes)?;
+    let sections = header
+        .sections(endian, &*bytes)
+        .map_err(|e| anyhow!("malformed sections: {e}"))?;
+    let shstrndx = header
+        .shstrndx(endian, &*bytes)
+        .map_err(|e| anyhow!("malformed section header: {e}"))? as usize;
+    let (shoff, entsize) = (
+        header.e_shoff(endian) as usize,
+        header.e_shentsize(endian) as usize,
+    );
+    let names = sections.section(object::SectionIndex(shstrndx))?;
+    let (old_offset, old_size) = (
+        names.sh_offset(endian) as usize,
+        names.sh_size(endian) as usize,
+    );
+    let mut strings = bytes
+        .get(old_offset..old_offset + old_size)
+        .ok_or_else(|| anyhow!("section names lie outside the file"))?
+        .to_vec();
+    let mut patches = Vec::new();
+    for (index, section) in sections.iter().enumerate() {
+        let name = sections.section_name(endian, section).unwrap_or_default();
+        let Some(new_name) = rename(&String::from_utf8_lossy(name)) else {
+            continue;
+        };
+        patches.push((shoff + index * entsize, strings.len() as u32));
+        strings.extend_from_slice(new_name.as_bytes());
+        strings.push(0);
+    }
+    if patches.is_empty() {
+        return Ok(bytes);
+    }
+    let new_offset = bytes.len() as u64;
+    bytes.extend_from_slice(&strings);
+    for (at, name) in patches {
+        bytes[at + SH_NAME..at + SH_NAME + 4].copy_from_slice(&name.to_le_bytes());
+        bytes[at + SH_TYPE..at + SH_TYPE + 4].copy_from_slice(&elf::SHT_PROGBITS.to_le_bytes());
+    }
+    let at = shoff + shstrndx * entsize;
+    bytes[at + SH_OFFSET..at + SH_OFFSET + 8].copy_from_slice(&new_offset.to_le_bytes());
+    bytes[at + SH_SIZE..at + SH_SIZE + 8].copy_from_slice(&(strings.len() as u64).to_le_bytes());
+    Ok(bytes)
+}
