@@ -19,7 +19,7 @@ use crate::link::{self, LinkOptions};
 use crate::packages::InstalledPackages;
 use crate::payload::{self, Manifest, PayloadOptions};
 use crate::progress::Timings;
-use crate::{cpython, packages, toolchain, verify};
+use crate::{cpython, deploy, packages, toolchain, verify};
 
 /// extensions/skip_builtins.txt as shipped, the default skip list.
 const DEFAULT_SKIP_LIST: &str = include_str!("../extensions/skip_builtins.txt");
@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub link_args: Vec<String>,
     /// Print the time each stage took.
     pub timings: bool,
+    /// Link static-pie.
+    pub pie: bool,
 }
 
 pub fn build(options: &BuildOptions) -> Result<()> {
@@ -73,6 +75,10 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         None => Vec::new(),
     };
     linker_args.extend(options.link_args.iter().cloned());
+    if options.pie {
+        // after -static on the link line, so the driver links static-pie
+        linker_args.push("-static-pie".into());
+    }
     let source_key = cpython::source_key(&source)?;
     let package_set = options.modules.as_deref().map(packages::plan).transpose()?;
     let key = build_key(options, &source_key, package_set.as_ref(), &skip)?;
@@ -130,6 +136,11 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     timings.lap("packages");
 
     let main_inputs = python.main_inputs()?;
+    linker_args.extend(deploy::launcher::link_args(
+        &python.installed,
+        &python.version,
+        &km.join("launcher"),
+    )?);
     let exclude: Vec<String> = skip.iter().map(|name| format!("{name}.*")).collect();
     let link_work = km.join("link");
     std::fs::create_dir_all(&link_work)
@@ -236,14 +247,15 @@ fn build_key(
     context
         .consume(std::fs::read(&exe).with_context(|| format!("{}: cannot read", exe.display()))?);
     let settings = format!(
-        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}",
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}",
         packages.map_or("", |p| p.key.as_str()),
         skip.join(" "),
         options.keep_so,
         options.full_stdlib,
         options.verify,
         options.linker,
-        options.link_args
+        options.link_args,
+        options.pie
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::audit::{self, Severity};
 use crate::build::{self, BuildOptions};
 use crate::capture::{self, Driver};
+use crate::deploy;
 use crate::link::{self, LinkOptions};
 use crate::verify;
 
@@ -85,7 +86,18 @@ Example: make python-src && dlstatic build --out dist && chroot dist /bin/python
         /// Print the wall time of each stage at the end
         #[arg(long)]
         timings: bool,
+        /// Link a static-pie executable (glibc's -static-pie): loaded at a random address
+        #[arg(long)]
+        pie: bool,
     },
+    /// Turn a payload into one deployable artefact (see README, "Deploy")
+    #[command(
+        after_help = "FORMAT: single (one executable), tar, oci (an OCI image layout directory), oci-archive,\n\
+lambda (an AWS Lambda function zip), initramfs (gzip'd newc cpio; /init is the interpreter).\n\
+Same OUT and options give a byte-identical artefact.\n\
+Example: dlstatic package dist --format oci -o image && skopeo inspect oci:image:latest"
+    )]
+    Package(PackageArgs),
     /// Explain every symbol conflict and everything that blocks or changes a static link
     #[command(
         after_help = "Findings have a kind, a severity (error, warning, info), the modules and symbols involved\n\
@@ -154,6 +166,32 @@ Example: dlstatic link --db db -o host-static host.o -- -lm"
     },
 }
 
+/// `dlstatic package`'s arguments.
+#[derive(clap::Args)]
+struct PackageArgs {
+    /// A payload made by `dlstatic build`
+    #[arg(value_name = "OUT")]
+    out: PathBuf,
+    #[arg(long, value_enum)]
+    format: deploy::Format,
+    /// The artefact to write (a directory for --format oci)
+    #[arg(short = 'o', value_name = "PATH")]
+    output: PathBuf,
+    /// A directory of your own Python code, put on sys.path
+    #[arg(long, value_name = "DIR")]
+    app: Option<PathBuf>,
+    /// The Lambda handler (AWS's `_HANDLER` overrides it at run time)
+    #[arg(long, value_name = "MODULE.FUNCTION")]
+    handler: Option<String>,
+    /// The module to run as `python -m MODULE`: /init's program (initramfs), the image's
+    /// entry point (oci)
+    #[arg(long, value_name = "MODULE")]
+    entry: Option<String>,
+    /// The OCI image's tag
+    #[arg(long, default_value = "latest")]
+    tag: String,
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
@@ -207,8 +245,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             linker,
             link_args,
             timings,
+            pie,
         } => {
             let options = BuildOptions {
+                pie,
                 modules,
                 python_src,
                 skip,
@@ -264,6 +304,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     0
                 };
             Ok(i32::from(failing > 0))
+        }
+        Command::Package(args) => {
+            deploy::package(&deploy::PackageOptions {
+                out: args.out,
+                format: args.format,
+                output: args.output,
+                app: args.app,
+                handler: args.handler,
+                entry: args.entry,
+                tag: args.tag,
+            })?;
+            Ok(0)
         }
         Command::Verify { out } => {
             let manifest = verify::read_manifest(&out)?;

@@ -27,6 +27,7 @@ pub mod toolchain;
 
 pub mod build;
 pub mod cpython;
+pub mod deploy;
 pub mod modules_txt;
 pub mod packages;
 pub mod payload;
