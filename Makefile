@@ -5,11 +5,14 @@ DLSTATIC := target/release/dlstatic
 
 # Debian packages the pipeline and its tests need: the compiler and linker, static
 # glibc (libc6-dev), the static archives of libraries modules link against, and
-# binutils' objcopy/readelf (used by the tests only, as the reference for the rename).
+# binutils' objcopy/readelf (used by the tests only, as the reference for the rename);
+# the consumers `dlstatic package`'s tests hand each artefact to (skopeo, umoci, QEMU with
+# Debian's cloud kernel, strace, unzip).
 APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pkg-config dpkg-dev \
 	libssl-dev libffi-dev libsqlite3-dev libbz2-dev liblzma-dev libreadline-dev libncurses-dev \
 	uuid-dev libgdbm-dev libgdbm-compat-dev libb2-dev libnsl-dev libtirpc-dev libcrypt-dev \
-	tk-dev libx11-dev libxss-dev libyaml-dev
+	tk-dev libx11-dev libxss-dev libyaml-dev \
+	skopeo umoci qemu-system-x86 linux-image-cloud-amd64 strace unzip
 
 # Debian's pristine CPython 3.11 tarball (python3.11_*.orig.tar.gz), the default --python-src.
 CACHE ?= $(or $(DLSTATIC_CACHE),$(HOME)/.cache/dlstatic)

@@ -98,26 +98,20 @@ fn is_identifier(part: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Extension module name -> (its path in the tree, the `.so` basename the registry knows).
+/// Extension module name -> its path in the tree (EXE/<path> is its `__file__`).
 fn extensions(manifest: &Manifest) -> Result<Value> {
     let mut by_basename: BTreeMap<&str, &str> = BTreeMap::new();
     let mut extensions = BTreeMap::new();
     for module in &manifest.modules {
-        let rel = tree_path(&module.stub);
-        let basename = rel.rsplit('/').next().unwrap_or(&rel).to_string();
-        if let Some(other) =
-            by_basename.insert(module.stub.rsplit('/').next().unwrap(), &module.name)
-        {
+        let basename = module.stub.rsplit('/').next().unwrap_or_default();
+        if let Some(other) = by_basename.insert(basename, &module.name) {
             bail!(
                 "{}: modules {other} and {} are both {basename}; the single file finds modules by basename and cannot tell them apart",
                 module.stub,
                 module.name
             );
         }
-        extensions.insert(
-            module.name.clone(),
-            Value::Tuple(vec![Value::Str(rel), Value::Str(basename)]),
-        );
+        extensions.insert(module.name.clone(), Value::Str(tree_path(&module.stub)));
     }
     Ok(Value::Dict(extensions))
 }

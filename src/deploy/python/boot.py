@@ -4,8 +4,8 @@
 #
 # The Python tree (stdlib, site-packages, the app: one root) is stored after the ELF
 # image. The index maps each file (path relative to the root) to (offset, size), each
-# module to (is_package, source path, bytecode path), and each extension module to the
-# basename of its .so, which the dlopen shim finds in its registry. Paths look like
+# module to (is_package, source path, bytecode path), and each extension module to its
+# path in the tree, whose basename the dlopen shim finds in its registry. Paths look like
 # EXE/numpy/__init__.py, so __file__ and tracebacks name the executable and the file.
 # An in-memory index replaced zipimport: reading a 12,000-entry zip directory costs
 # zipimport ~120 ms at every start (DESIGN notes).
@@ -46,7 +46,7 @@ class TreeLoader:
             spec.has_location = True
             return spec
         if fullname in EXTENSIONS:
-            spec = ModuleSpec(fullname, cls, origin=_PREFIX + EXTENSIONS[fullname][0])
+            spec = ModuleSpec(fullname, cls, origin=_PREFIX + EXTENSIONS[fullname])
             spec.has_location = True
             return spec
         return None
@@ -55,11 +55,9 @@ class TreeLoader:
     def create_module(cls, spec):
         if spec.name not in EXTENSIONS:
             return None
-        # a bare name: the shim answers from its registry without opening a file
-        bare = ModuleSpec(spec.name, cls, origin=EXTENSIONS[spec.name][1])
-        module = _imp.create_dynamic(bare)
-        module.__file__ = spec.origin
-        return module
+        # EXE/…/x.so cannot be opened (EXE is a file): the shim then finds the module by
+        # its basename in the registry
+        return _imp.create_dynamic(spec)
 
     @classmethod
     def exec_module(cls, module):
