@@ -18,7 +18,7 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test bench demo clean
+.PHONY: help setup python-src build run test bench bench-deploy demo clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -27,6 +27,7 @@ help:
 	@echo "make python-src  fetch Debian's CPython 3.11 source tarball into $(CACHE)/src"
 	@echo "make test        run every test (fixtures with the real compiler and linker)"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
+	@echo "make bench-deploy  single file vs directory vs dynamic CPython start-up; writes bench/deploy-results.md"
 	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
 
 setup:
@@ -65,6 +66,10 @@ bench: setup
 	if [ -n "$$missing" ]; then SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	bench/run.sh
+
+bench-deploy: setup
+	@command -v hyperfine >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends hyperfine; }
+	bench/deploy.sh
 
 demo: build
 	./examples/demo.sh $(DLSTATIC)

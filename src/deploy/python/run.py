@@ -1,18 +1,19 @@
 # dlstatic multi-call entry (module _dlstatic_run). The launcher runs
 # `python -m _dlstatic_run NAME ARGS...` when the interpreter is started under a name
-# other than python*: a console script's link (bin/gunicorn), `bootstrap` (an AWS
-# Lambda custom runtime) or `init` (PID 1 of an initramfs).
+# other than python*: `bootstrap` (an AWS Lambda custom runtime), a console script's
+# name (bin/gunicorn), or any other name when the artefact has an entry module
+# (`dlstatic package --entry`; `init`, PID 1 of an initramfs, always has one).
 import sys
+
+from _dlstatic_config import ENTRY
 
 
 def console_script(name):
-    """Run the console_scripts entry point `name` of an installed distribution."""
+    """The console_scripts entry point `name` of an installed distribution, or None."""
     from importlib.metadata import entry_points
 
     found = entry_points(group="console_scripts", name=name)
-    if not found:
-        sys.exit(f"{name}: no console script of that name is installed, and the interpreter runs only as python*, bootstrap or init")
-    return next(iter(found)).load()()
+    return next(iter(found)).load() if found else None
 
 
 def main():
@@ -21,16 +22,18 @@ def main():
     if name == "bootstrap":
         from _dlstatic_lambda import serve
 
-        serve()
-    elif name == "init":
-        import runpy
+        return serve()
+    script = None if name == "init" else console_script(name)
+    if script is not None:
+        return script()
+    if not ENTRY:
+        sys.exit(
+            f"{name}: no console script of that name is installed; name this file python* "
+            "to use it as the interpreter, or package it with --entry MODULE"
+        )
+    import runpy
 
-        from _dlstatic_config import ENTRY
-
-        sys.argv[0] = ENTRY
-        runpy.run_module(ENTRY, run_name="__main__", alter_sys=True)
-    else:
-        sys.exit(console_script(name))
+    runpy.run_module(ENTRY, run_name="__main__", alter_sys=True)
 
 
-main()
+sys.exit(main())
