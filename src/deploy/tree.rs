@@ -72,7 +72,12 @@ impl Tree {
                     bail!("{}: not a file, directory or symlink", path.display());
                 };
                 let mode = meta.permissions().mode() & 0o7777;
-                self.insert(&rel, mode, meta.mtime().max(0) as u64, content)?;
+                // a directory's mtime changes with any write into it; only files' matter
+                let mtime = match content {
+                    Content::File(_) => meta.mtime().max(0) as u64,
+                    _ => 0,
+                };
+                self.insert(&rel, mode, mtime, content)?;
             }
         }
         Ok(())

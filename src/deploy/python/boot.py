@@ -69,9 +69,12 @@ class TreeLoader:
     @classmethod
     def get_code(cls, fullname):
         _, source, bytecode = MODULES[fullname]
-        if bytecode:
-            return marshal.loads(read(bytecode)[16:])
-        return compile(read(source), _PREFIX + source, "exec", dont_inherit=True)
+        if not bytecode:
+            return compile(read(source), _PREFIX + source, "exec", dont_inherit=True)
+        code = marshal.loads(read(bytecode)[16:])
+        # the .pyc names the build's path; tracebacks should name EXE/<path>
+        _imp._fix_co_filename(code, _PREFIX + source)
+        return code
 
     @classmethod
     def get_source(cls, fullname):
@@ -117,4 +120,13 @@ class _Resources:
         return Node(self.directory)
 
 
+def _excepthook(kind, value, traceback):
+    """CPython's own hook reads source lines from files by name; the traceback module
+    asks the loader (linecache), which finds them in the tree."""
+    from traceback import print_exception
+
+    print_exception(kind, value, traceback)
+
+
 sys.meta_path.insert(0, TreeLoader)
+sys.excepthook = _excepthook
