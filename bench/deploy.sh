@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${BENCH_RUNS:-20}
-WORK=${BENCH_WORK:-$PWD/target/bench-deploy}
+# the OUT tests/deploy.rs builds: when it is current, the build below does nothing
+WORK=${BENCH_WORK:-$PWD/target/tmp/deploy}
 DLSTATIC=$PWD/target/release/dlstatic
 mkdir -p "$WORK"
 cargo build --release --bin dlstatic >&2

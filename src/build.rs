@@ -75,10 +75,6 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         None => Vec::new(),
     };
     linker_args.extend(options.link_args.iter().cloned());
-    if options.pie {
-        // after -static on the link line, so the driver links static-pie
-        linker_args.push("-static-pie".into());
-    }
     let source_key = cpython::source_key(&source)?;
     let package_set = options.modules.as_deref().map(packages::plan).transpose()?;
     let key = build_key(options, &source_key, package_set.as_ref(), &skip)?;
@@ -171,6 +167,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         extra_dbs,
         main_inputs,
         linker_args,
+        pie: options.pie,
     };
     let summary = link::link(&link_options).context("linking the static interpreter")?;
     if summary.reused == summary.modules.len() {

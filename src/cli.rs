@@ -349,6 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 extra_dbs: Vec::new(),
                 main_inputs,
                 linker_args,
+                pie: false,
             };
             let summary = link::link(&options)?;
             let objects: usize = summary.modules.iter().map(|m| m.objects.len()).sum();

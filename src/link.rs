@@ -41,6 +41,8 @@ pub struct LinkOptions {
     pub extra_dbs: Vec<(PathBuf, BTreeSet<String>)>,
     pub main_inputs: Vec<String>,
     pub linker_args: Vec<String>,
+    /// Link static-pie (`-static-pie`) instead of `-static`.
+    pub pie: bool,
 }
 
 /// What a finished link reports.
@@ -187,8 +189,13 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
     );
     let pass1 = work.join("pass1.out");
     // (its debug info is of no use, and not writing it makes this pass cheaper)
+    let static_flag = if options.pie {
+        "-static-pie"
+    } else {
+        "-static"
+    };
     let mut args = vec![
-        "-static".to_string(),
+        static_flag.to_string(),
         "-Wl,--strip-debug".into(),
         "-o".into(),
         path_arg(&pass1),
@@ -210,7 +217,7 @@ pub fn link(options: &LinkOptions) -> Result<LinkSummary> {
         main_symbols
     );
     let tmp_out = temp_output_path(&options.output);
-    let mut args = vec!["-static".to_string(), "-o".into(), path_arg(&tmp_out)];
+    let mut args = vec![static_flag.to_string(), "-o".into(), path_arg(&tmp_out)];
     args.extend(inputs);
     args.push(path_arg(&main_object));
     args.extend(tail);

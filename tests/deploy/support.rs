@@ -28,11 +28,16 @@ const SYSTEM_LOOKUPS: &[&str] = &["/usr/lib/locale/", "/usr/share/locale/", "/us
 /// From an `strace -f -e trace=open,openat,execve` log, the opens after `exe` was
 /// executed that reach outside `exe` itself (paths below it, which the dlopen shim
 /// tries and which fail with ENOTDIR, count as inside), /etc, /dev, /proc and /tmp;
-/// failed attempts in SYSTEM_LOOKUPS are not counted.
+/// failed attempts in SYSTEM_LOOKUPS and listings of the working directory are not counted.
 pub fn opens_outside(trace: &str, exe: &str) -> Vec<String> {
     let started = format!("execve(\"{exe}\"");
     let Some(start) = trace.find(&started) else {
         return vec![format!("{exe} never ran")];
+    };
+    // `-c` puts '' (the working directory, here the root holding only `exe`) on
+    // sys.path, and Python's path finder lists it: directory opens of "/" and "."
+    let working_directory = |line: &str| {
+        line.contains("O_DIRECTORY") && (line.contains("\"/\"") || line.contains("\".\""))
     };
     let inside = |path: &str| {
         path == exe
@@ -47,7 +52,9 @@ pub fn opens_outside(trace: &str, exe: &str) -> Vec<String> {
         .filter(|line| {
             let path = line.split('"').nth(1).unwrap_or("");
             let failed = line.contains("= -1 ");
-            !inside(path) && !(failed && SYSTEM_LOOKUPS.iter().any(|dir| path.starts_with(dir)))
+            !inside(path)
+                && !working_directory(line)
+                && !(failed && SYSTEM_LOOKUPS.iter().any(|dir| path.starts_with(dir)))
         })
         .map(String::from)
         .collect()
@@ -198,9 +205,7 @@ pub fn boot(kernel: &Path, initrd: &Path, limit: Duration) -> String {
     let mut qemu = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
-            "kvm",
-            "-accel",
-            "tcg",
+            accelerator,
             "-m",
             "2048",
             "-nographic",
