@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 
 pub enum Value {
-    Bool(bool),
     Int(i32),
     Str(String),
     Tuple(Vec<Value>),
@@ -15,19 +14,17 @@ pub enum Value {
 }
 
 impl Value {
-    /// `(a, b)` of two non-negative ints, which marshal stores in 32 bits.
-    pub fn pair(a: usize, b: usize) -> Result<Value> {
-        let int = |n: usize| match i32::try_from(n) {
+    /// A tuple of non-negative ints, which marshal stores in 32 bits.
+    pub fn ints(values: &[usize]) -> Result<Value> {
+        let int = |&n: &usize| match i32::try_from(n) {
             Ok(n) => Ok(Value::Int(n)),
             Err(_) => bail!("the single file would be larger than 2 GiB"),
         };
-        Ok(Value::Tuple(vec![int(a)?, int(b)?]))
+        Ok(Value::Tuple(values.iter().map(int).collect::<Result<_>>()?))
     }
 
     pub fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Bool(true) => out.push(b'T'),
-            Value::Bool(false) => out.push(b'F'),
             Value::Int(n) => {
                 out.push(b'i');
                 out.extend_from_slice(&n.to_le_bytes());

@@ -1,14 +1,15 @@
 # dlstatic single-file importer. Run by the launcher (src/deploy/launcher.c) between
 # CPython's core and main init phases, as module _dlstatic_boot, with EXE (this
-# executable) and INDEX (offset, size of the marshalled index) in its globals.
+# executable) and INDEX (offset, size of the marshalled start-up index) in its globals.
 #
 # The Python tree (stdlib, site-packages, the app: one root) is stored after the ELF
-# image. The index maps each file (path relative to the root) to (offset, size), each
-# module to (is_package, source path, bytecode path), and each extension module to its
-# path in the tree, whose basename the dlopen shim finds in its registry. Paths look like
-# EXE/numpy/__init__.py, so __file__ and tracebacks name the executable and the file.
-# An in-memory index replaced zipimport: reading a 12,000-entry zip directory costs
-# zipimport ~120 ms at every start (DESIGN notes).
+# image (layout: src/deploy/single.rs). MODULES maps each module to (is_package, source
+# offset, size, bytecode offset, size), EXTENSIONS each extension module to its path in
+# the tree, whose basename the dlopen shim finds in its registry; files() (every file's
+# offset and size) is loaded on first use. Paths look like EXE/numpy/__init__.py, so
+# __file__ and tracebacks name the executable and the file. An in-memory index
+# replaced zipimport: reading a 12,000-entry zip directory costs zipimport ~120 ms at
+# every start (docs/deploy.md).
 import _imp
 import marshal
 import posix
@@ -16,20 +17,34 @@ import sys
 
 _fd = posix.open(EXE, posix.O_RDONLY | posix.O_CLOEXEC)
 _index = marshal.loads(posix.pread(_fd, INDEX[1], INDEX[0]))
-FILES, MODULES, EXTENSIONS = _index["files"], _index["modules"], _index["extensions"]
+MODULES, EXTENSIONS, _FILES_AT = _index["modules"], _index["extensions"], _index["files"]
 ModuleSpec = sys.modules["_frozen_importlib"].ModuleSpec
 _PREFIX = EXE + "/"
+_files = None
+
+
+def files():
+    """Path relative to the root -> (offset, size), for every file of the tree."""
+    global _files
+    if _files is None:
+        _files = marshal.loads(posix.pread(_fd, _FILES_AT[1], _FILES_AT[0]))
+    return _files
 
 
 def read(rel):
     """The bytes of the tree file at `rel` (KeyError if absent)."""
-    offset, size = FILES[rel]
+    offset, size = files()[rel]
     return posix.pread(_fd, size, offset)
 
 
 def relative(path):
     """`rel` for a path inside the executable (EXE/a/b), else None."""
     return path[len(_PREFIX) :] if path.startswith(_PREFIX) else None
+
+
+def source_path(fullname, is_package):
+    path = fullname.replace(".", "/")
+    return path + "/__init__.py" if is_package else path + ".py"
 
 
 class TreeLoader:
@@ -39,10 +54,11 @@ class TreeLoader:
     def find_spec(cls, fullname, path=None, target=None):
         entry = MODULES.get(fullname)
         if entry is not None:
-            is_package, source, _ = entry
-            spec = ModuleSpec(fullname, cls, origin=_PREFIX + source, is_package=is_package)
+            is_package = entry[0]
+            origin = _PREFIX + source_path(fullname, is_package)
+            spec = ModuleSpec(fullname, cls, origin=origin, is_package=is_package)
             if is_package:
-                spec.submodule_search_locations = [_PREFIX + source.rpartition("/")[0]]
+                spec.submodule_search_locations = [origin.rpartition("/")[0]]
             spec.has_location = True
             return spec
         if fullname in EXTENSIONS:
@@ -68,24 +84,26 @@ class TreeLoader:
 
     @classmethod
     def get_code(cls, fullname):
-        _, source, bytecode = MODULES[fullname]
-        if not bytecode:
-            return compile(read(source), _PREFIX + source, "exec", dont_inherit=True)
-        code = marshal.loads(read(bytecode)[16:])
+        is_package, source_offset, source_size, offset, size = MODULES[fullname]
+        filename = _PREFIX + source_path(fullname, is_package)
+        if not size:
+            source = posix.pread(_fd, source_size, source_offset)
+            return compile(source, filename, "exec", dont_inherit=True)
+        code = marshal.loads(posix.pread(_fd, size - 16, offset + 16))
         # the .pyc names the build's path; tracebacks should name EXE/<path>
-        _imp._fix_co_filename(code, _PREFIX + source)
+        _imp._fix_co_filename(code, filename)
         return code
 
     @classmethod
     def get_source(cls, fullname):
         entry = MODULES.get(fullname)
-        if entry is None or entry[1] not in FILES:
+        if entry is None:
             return None
-        return read(entry[1]).decode("utf-8", "replace")
+        return posix.pread(_fd, entry[2], entry[1]).decode("utf-8", "replace")
 
     @classmethod
     def is_package(cls, fullname):
-        return MODULES[fullname][0]
+        return bool(MODULES[fullname][0])
 
     @classmethod
     def get_filename(cls, fullname):
@@ -94,14 +112,13 @@ class TreeLoader:
     @classmethod
     def get_data(cls, path):
         rel = relative(path)
-        if rel not in FILES:
+        if rel not in files():
             raise FileNotFoundError(path)
         return read(rel)
 
     @classmethod
     def get_resource_reader(cls, fullname):
-        source = MODULES[fullname][1]
-        return _Resources(source.rpartition("/")[0])
+        return _Resources(fullname.replace(".", "/"))
 
     @classmethod
     def find_distributions(cls, context=None):

@@ -7,7 +7,7 @@ import posixpath
 import importlib.metadata as metadata
 from importlib.abc import Traversable
 
-from _dlstatic_boot import EXE, FILES, read
+from _dlstatic_boot import EXE, files, read
 
 
 def _directories():
@@ -15,7 +15,7 @@ def _directories():
     global _TREE
     if _TREE is None:
         _TREE = {"": set()}
-        for rel in FILES:
+        for rel in files():
             parts = rel.split("/")
             for depth in range(len(parts)):
                 _TREE.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
@@ -45,7 +45,7 @@ class Node(Traversable):
         return self.rel in _directories()
 
     def is_file(self):
-        return self.rel in FILES
+        return self.rel in files()
 
     def iterdir(self):
         base = self.rel + "/" if self.rel else ""
@@ -72,7 +72,7 @@ class TreeDistribution(metadata.Distribution):
 
     def read_text(self, filename):
         rel = f"{self.info}/{filename}"
-        return read(rel).decode("utf-8") if rel in FILES else None
+        return read(rel).decode("utf-8") if rel in files() else None
 
     read_text.__doc__ = metadata.Distribution.read_text.__doc__
 
