@@ -41,13 +41,19 @@ python3 - "$WORK" "$(rss "${RUN[single]}")" "$(rss "${RUN[directory]}")" "$(rss 
 import json, statistics, sys
 work, *rss = sys.argv[1:]
 print("# Deploy bench: single file vs directory payload vs dynamic CPython\n")
-print(f"Median of hyperfine runs, one run of bench/deploy.sh; `-c pass` peak RSS is the median of 5.\n")
+load = open("/proc/loadavg").read().split()[0]
+print(f"Median wall time of hyperfine runs, one run of bench/deploy.sh (load average {load} at the end:")
+print("wall times on a shared machine move run to run; user CPU moves less). `-c pass` peak RSS: median of 5.\n")
 print("| command | single | directory | dynamic | single / dynamic | directory / dynamic |")
 print("|---|---|---|---|---|---|")
 for name, label in [("pass", "-c pass"), ("import-numpy", "import numpy")]:
     results = {r["command"]: statistics.median(r["times"]) * 1000 for r in json.load(open(f"{work}/{name}.json"))["results"]}
     s, d, y = results["single"], results["directory"], results["dynamic"]
     print(f"| `{label}` | {s:.1f} ms | {d:.1f} ms | {y:.1f} ms | {s / y:.2f}x | {d / y:.2f}x |")
+for name, label in [("pass", "-c pass"), ("import-numpy", "import numpy")]:
+    users = {r["command"]: r["user"] * 1000 for r in json.load(open(f"{work}/{name}.json"))["results"]}
+    s, d, y = users["single"], users["directory"], users["dynamic"]
+    print(f"| `{label}` user CPU (mean) | {s:.1f} ms | {d:.1f} ms | {y:.1f} ms | {s / y:.2f}x | {d / y:.2f}x |")
 s, d, y = (int(k) / 1024 for k in rss)
 print(f"| `-c pass` peak RSS | {s:.1f} MiB | {d:.1f} MiB | {y:.1f} MiB | {s / y:.2f}x | {d / y:.2f}x |")
 PY
