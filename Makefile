@@ -5,17 +5,20 @@ DLSTATIC := target/release/dlstatic
 
 # Debian packages the pipeline and its tests need: the compiler and linker, static
 # glibc (libc6-dev), the static archives of libraries modules link against, and
-# binutils' objcopy/readelf (used by the tests only, as the reference for the rename).
+# binutils' objcopy/readelf (used by the tests only, as the reference for the rename);
+# the consumers `dlstatic package`'s tests hand each artefact to (skopeo, umoci, QEMU with
+# Debian's cloud kernel, strace, unzip).
 APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pkg-config dpkg-dev \
 	libssl-dev libffi-dev libsqlite3-dev libbz2-dev liblzma-dev libreadline-dev libncurses-dev \
 	uuid-dev libgdbm-dev libgdbm-compat-dev libb2-dev libnsl-dev libtirpc-dev libcrypt-dev \
-	tk-dev libx11-dev libxss-dev libyaml-dev
+	tk-dev libx11-dev libxss-dev libyaml-dev \
+	skopeo umoci qemu-system-x86 linux-image-cloud-amd64 strace unzip
 
 # Debian's pristine CPython 3.11 tarball (python3.11_*.orig.tar.gz), the default --python-src.
 CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test test-fast sanitize bench demo clean
+.PHONY: help setup python-src build run test test-fast sanitize bench bench-deploy demo clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -26,6 +29,7 @@ help:
 	@echo "make test-fast   the unit, CLI and fixture tests only (a few minutes; the edit loop)"
 	@echo "make sanitize    the runtime shim under ASan+UBSan and TSan, 8 threads x 1e5 rounds"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
+	@echo "make bench-deploy  single file vs directory vs dynamic CPython start-up; writes bench/deploy-results.md"
 	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
 
 setup:
@@ -71,6 +75,10 @@ bench: setup
 	if [ -n "$$missing" ]; then SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	bench/run.sh
+
+bench-deploy: setup
+	@command -v hyperfine >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends hyperfine; }
+	bench/deploy.sh
 
 demo: build
 	./examples/demo.sh $(DLSTATIC)

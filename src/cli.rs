@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::audit::{self, Severity};
 use crate::capture;
+use crate::deploy;
 use crate::link;
 use crate::plan::{ModuleSummary, Plan, Request, Source};
 use crate::python::build::{self, BuildOptions};
@@ -51,6 +52,14 @@ package from an index or a local tree in ~/.cache/dlstatic/packages/, shared by 
 Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'"
     )]
     Build(BuildArgs),
+    /// Turn a payload into one deployable artefact (see README, "Deploy")
+    #[command(
+        after_help = "FORMAT: single (one executable), tar, oci (an OCI image layout directory), oci-archive,\n\
+lambda (an AWS Lambda function zip), initramfs (gzip'd newc cpio; /init is the interpreter).\n\
+Same OUT and options give a byte-identical artefact.\n\
+Example: dlstatic package dist --format oci -o image && skopeo inspect oci:image:latest"
+    )]
+    Package(PackageArgs),
     /// Explain every symbol conflict and everything that blocks or changes a static link
     #[command(
         after_help = "The audit reports on exactly the link `dlstatic link` would do with the same arguments\n\
@@ -160,6 +169,9 @@ struct BuildArgs {
     /// first import (see `dlstatic link --eager-constructors`)
     #[arg(long)]
     eager_constructors: bool,
+    /// Link a static-pie executable (glibc's -static-pie): loaded at a random address
+    #[arg(long)]
+    pie: bool,
     /// Print the wall time of each stage at the end
     #[arg(long)]
     timings: bool,
@@ -179,9 +191,36 @@ impl From<BuildArgs> for BuildOptions {
             linker: a.linker,
             link_args: a.link_args,
             eager_constructors: a.eager_constructors,
+            pie: a.pie,
             timings: a.timings,
         }
     }
+}
+
+/// `dlstatic package`'s arguments.
+#[derive(Args)]
+struct PackageArgs {
+    /// A payload made by `dlstatic build`
+    #[arg(value_name = "OUT")]
+    out: PathBuf,
+    #[arg(long, value_enum)]
+    format: deploy::Format,
+    /// The artefact to write (a directory for --format oci)
+    #[arg(short = 'o', value_name = "PATH")]
+    output: PathBuf,
+    /// A directory of your own Python code, put on sys.path
+    #[arg(long, value_name = "DIR")]
+    app: Option<PathBuf>,
+    /// The Lambda handler (AWS's `_HANDLER` overrides it at run time)
+    #[arg(long, value_name = "MODULE.FUNCTION")]
+    handler: Option<String>,
+    /// The module to run as `python -m MODULE`: /init's program (initramfs), the image's
+    /// entry point (oci)
+    #[arg(long, value_name = "MODULE")]
+    entry: Option<String>,
+    /// The OCI image's tag
+    #[arg(long, default_value = "latest")]
+    tag: String,
 }
 
 /// What `link`, `audit` and `plan` share: the modules and the main program.
@@ -197,6 +236,9 @@ struct LinkInputs {
     /// would) instead of at the module's first dlopen (as the dynamic loader does)
     #[arg(long)]
     eager_constructors: bool,
+    /// Link a static-pie executable (glibc's -static-pie): loaded at a random address
+    #[arg(long)]
+    pie: bool,
     /// Objects, archives and -l flags of the main program, then optionally
     /// `-- LINKER_ARGS…` for the end of the final link line
     #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
@@ -234,6 +276,7 @@ impl LinkInputs {
             main_inputs: self.main_inputs,
             linker_args,
             eager_constructors: self.eager_constructors,
+            pie: self.pie,
             work,
         })
     }
@@ -320,6 +363,18 @@ fn run(cli: Cli) -> Result<i32> {
                 true => println!("{}", serde_json::to_string_pretty(&plan.summary())?),
                 false => print!("{}", plan.summary().render_text()),
             }
+            Ok(0)
+        }
+        Command::Package(args) => {
+            deploy::package(&deploy::PackageOptions {
+                out: args.out,
+                format: args.format,
+                output: args.output,
+                app: args.app,
+                handler: args.handler,
+                entry: args.entry,
+                tag: args.tag,
+            })?;
             Ok(0)
         }
         Command::Verify { out } => {

@@ -26,3 +26,5 @@ pub mod link;
 pub mod audit;
 
 pub mod python;
+
+pub mod deploy;

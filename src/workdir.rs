@@ -254,6 +254,11 @@ impl BuildWork {
         LinkWork::at(self.km.join("link"))
     }
 
+    /// Where the interpreter's launcher (deploy::launcher) is compiled.
+    pub fn launcher(&self) -> PathBuf {
+        self.km.join("launcher")
+    }
+
     pub fn audit(&self) -> PathBuf {
         self.km.join("audit.json")
     }

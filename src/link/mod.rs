@@ -138,7 +138,9 @@ impl LinkLine {
 
     /// One `-static` link into `output`, with `extra` after the inputs.
     fn run(&self, plan: &Plan, output: &Path, extra: &[String], log: &Path) -> Result<()> {
-        let mut args = vec!["-static".to_string(), "-o".into(), path_arg(output)];
+        // (-static-pie in place of -static: gcc given both still links non-PIE crt files)
+        let kind = if plan.pie { "-static-pie" } else { "-static" };
+        let mut args = vec![kind.to_string(), "-o".into(), path_arg(output)];
         args.extend(self.inputs.iter().cloned());
         args.extend(extra.iter().cloned());
         args.extend(self.tail.iter().cloned());

@@ -44,6 +44,8 @@ pub struct Request<'a> {
     /// Run every module's constructors at program start, as a plain static link would,
     /// instead of at its first dlopen.
     pub eager_constructors: bool,
+    /// Link a static-pie executable (glibc's `-static-pie`) instead of `-static`.
+    pub pie: bool,
     /// Where module analyses are kept and reused.
     pub work: &'a LinkWork,
 }
@@ -74,6 +76,7 @@ pub struct Plan {
     pub main_inputs: Vec<String>,
     pub linker_args: Vec<String>,
     pub eager_constructors: bool,
+    pub pie: bool,
     /// C++ when any module was linked by the C++ driver (libstdc++ comes along).
     pub driver: Driver,
     pub system_libs: Vec<SystemLib>,
@@ -136,6 +139,7 @@ impl Plan {
             main_inputs: request.main_inputs.clone(),
             linker_args: request.linker_args.clone(),
             eager_constructors: request.eager_constructors,
+            pie: request.pie,
             driver,
             system_libs,
             missing_libs,
@@ -186,6 +190,7 @@ impl Plan {
             main_inputs: self.main_inputs.clone(),
             linker_args: self.linker_args.clone(),
             eager_constructors: self.eager_constructors,
+            pie: self.pie,
             driver: self.driver,
             modules: self.modules.iter().map(ModuleSummary::of).collect(),
             system_libraries: self
@@ -253,6 +258,7 @@ pub struct Summary {
     pub main_inputs: Vec<String>,
     pub linker_args: Vec<String>,
     pub eager_constructors: bool,
+    pub pie: bool,
     pub driver: Driver,
     pub modules: Vec<ModuleSummary>,
     pub system_libraries: Vec<LibrarySummary>,

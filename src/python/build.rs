@@ -15,7 +15,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::audit::{self, Severity};
-use crate::link;
 use crate::plan::analyze::Module;
 use crate::plan::{Plan, Request, Source};
 use crate::progress::Timings;
@@ -25,6 +24,7 @@ use crate::python::site::{self, Packages};
 use crate::python::{cpython, packages, verify};
 use crate::toolchain;
 use crate::workdir::{BuildWork, this_dlstatic};
+use crate::{deploy, link};
 
 /// extensions/skip_builtins.txt as shipped, the default skip list.
 const DEFAULT_SKIP_LIST: &str = include_str!("../../extensions/skip_builtins.txt");
@@ -46,6 +46,8 @@ pub struct BuildOptions {
     pub link_args: Vec<String>,
     /// Module constructors at start-up, not at first dlopen.
     pub eager_constructors: bool,
+    /// Link static-pie.
+    pub pie: bool,
     /// Print the time each stage took.
     pub timings: bool,
 }
@@ -132,6 +134,7 @@ struct Inputs {
     packages: Option<packages::PackageSet>,
     linker_args: Vec<String>,
     eager_constructors: bool,
+    pie: bool,
     /// Changes whenever anything OUT is made from does.
     key: String,
 }
@@ -172,6 +175,7 @@ impl Inputs {
             packages,
             linker_args,
             eager_constructors: options.eager_constructors,
+            pie: options.pie,
             key,
         })
     }
@@ -192,13 +196,21 @@ fn plan_and_audit(
         ids: None,
     }];
     sources.extend(packages.iter().flat_map(|p| p.sources.iter().cloned()));
+    // the launcher wraps CPython's main: single-file start-up, multi-call, PID 1
+    let mut linker_args = inputs.linker_args.clone();
+    linker_args.extend(deploy::launcher::link_args(
+        &python.installed,
+        &python.version,
+        &work.launcher(),
+    )?);
     let plan = Plan::build(&Request {
         sources,
         only: Vec::new(),
         exclude: inputs.skip.iter().map(|name| format!("{name}.*")).collect(),
         main_inputs: python.main_inputs()?,
-        linker_args: inputs.linker_args.clone(),
+        linker_args,
         eager_constructors: inputs.eager_constructors,
+        pie: inputs.pie,
         work: &link_work,
     })
     .context("planning the link")?;
@@ -294,7 +306,7 @@ fn build_key(
     let mut context = md5::Context::new();
     context.consume(this_dlstatic()?);
     let settings = format!(
-        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}",
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\0{}",
         packages.map_or("", |p| p.key.as_str()),
         skip.join(" "),
         options.keep_so,
@@ -302,7 +314,8 @@ fn build_key(
         options.verify,
         options.linker,
         options.link_args,
-        options.eager_constructors
+        options.eager_constructors,
+        options.pie
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))

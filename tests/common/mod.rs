@@ -2,6 +2,7 @@
 // each test crate uses the helpers it needs, not all of them
 #![allow(dead_code)]
 
+pub mod deploy_support;
 pub mod plan_check;
 
 use std::path::Path;
