@@ -219,6 +219,21 @@ pub fn split_response_file(text: &str) -> Vec<String> {
     args
 }
 
+/// For a compile with GCC LTO (`-flto`) that did not choose, `-ffat-lto-objects`: each
+/// object then holds ordinary code beside the IR, which renames and links like any other
+/// (the IR, whose names no rewriter can rename, is dropped at analysis).
+pub fn fat_lto_flag(cmd: &CompilerCommand) -> Option<&'static str> {
+    let lto = cmd
+        .args
+        .iter()
+        .any(|a| a == "-flto" || a.starts_with("-flto="));
+    let off = cmd
+        .args
+        .iter()
+        .any(|a| a == "-fno-lto" || a.ends_with("fat-lto-objects"));
+    (lto && !off && !cmd.links_shared_object).then_some("-ffat-lto-objects")
+}
+
 /// Parse an (unexpanded) compiler command line.
 pub fn parse(raw_args: &[String]) -> Result<CompilerCommand> {
     let args = expand_response_files(raw_args)?;

@@ -32,8 +32,12 @@ pub fn run_wrapper(compiler: &Wrapped) -> Result<i32> {
         Err(error) => return unreadable_command(compiler, args, error),
     };
     let db_dir = std::env::var_os("DLSTATIC_DB").filter(|v| !v.is_empty());
-    let (Some(db_dir), true) = (db_dir, cmd.links_shared_object) else {
-        return run_real(compiler, args);
+    let Some(db_dir) = db_dir.filter(|_| cmd.links_shared_object) else {
+        // under capture, a compile with LTO makes fat objects (fat_lto_flag says why)
+        let fat = std::env::var_os("DLSTATIC_DB").and(compiler_args::fat_lto_flag(&cmd));
+        let mut real_args = args.to_vec();
+        real_args.extend(fat.map(String::from));
+        return run_real(compiler, &real_args);
     };
     let db = CaptureDb::open(Path::new(&db_dir))?;
 

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::db::{CaptureDb, LinkInput, LinkRecord};
-use crate::elf::{self, ObjectSummary, SymbolKind};
+use crate::elf::{self, ObjectSummary, SymbolKind, rename};
 use crate::module_id::ModuleId;
 use crate::toolchain::{self, Driver};
 use crate::workdir::{LinkWork, ModuleFile, this_dlstatic};
@@ -313,8 +313,10 @@ fn load_input(
     })
 }
 
-/// An object's symbols, from its bytes; an object holding GCC LTO IR is first compiled to
-/// ordinary relocatable code, since names inside IR cannot be renamed.
+/// An object's symbols, from its bytes. An object holding GCC LTO IR beside ordinary
+/// code (a fat object: the wrapper asks for those) loses the IR, or the linker plugin
+/// would link the IR with its names unrenamed; one holding only IR (slim, prebuilt) is
+/// compiled to ordinary code first.
 fn load_candidate(
     db: &CaptureDb,
     origin: String,
@@ -328,6 +330,21 @@ fn load_candidate(
         return Ok(Candidate {
             origin,
             md5: md5.to_string(),
+            summary,
+        });
+    }
+    if !summary.globals.iter().any(|s| s.name == "__gnu_lto_slim") {
+        let regular = rename::rename_sections(bytes.to_vec(), |name| {
+            name.starts_with(".gnu.lto_")
+                .then(|| ".dlstatic.dropped_lto_ir".to_string())
+        })
+        .map_err(|e| Unlinkable(format!("{origin}: {e:#}")))?;
+        let summary = elf::summarize_object(&regular)
+            .map_err(|e| Unlinkable(format!("{origin} (without its LTO IR): {e:#}")))?;
+        let md5 = db.store_object(&regular)?;
+        return Ok(Candidate {
+            origin,
+            md5,
             summary,
         });
     }
