@@ -89,6 +89,13 @@ impl Program {
             match argument.as_str() {
                 "-Wl,--whole-archive" => whole = true,
                 "-Wl,--no-whole-archive" => whole = false,
+                // `--wrap=SYM` sends references to SYM to `__wrap_SYM`, and the linker
+                // makes `__real_SYM` the original
+                wrap if wrap.starts_with("-Wl,--wrap=") => {
+                    program
+                        .names
+                        .insert(format!("__real_{}", &wrap["-Wl,--wrap=".len()..]));
+                }
                 lib if lib.starts_with("-l") => {
                     if let Some(archive) = system_libs::static_archive_for(&lib[2..], &lib_dirs) {
                         program.add_archive(&archive, whole)?;
