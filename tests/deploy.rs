@@ -242,13 +242,11 @@ fn oci_layout_is_accepted_by_skopeo_and_umoci_and_runs_in_a_chroot() {
 fn check_lambda(pie: bool) {
     let out = payload(pie);
     let scratch = tempfile::tempdir().unwrap();
-    let app = scratch.path().join("app");
-    std::fs::create_dir(&app).unwrap();
-    std::fs::write(
-        app.join("handler.py"),
+    let app = app_dir(
+        scratch.path(),
+        "handler.py",
         "import yaml\n\ndef handle(event, context):\n    if event.get('fail'):\n        raise KeyError('no such thing')\n    return {'doubled': event['n'] * 2, 'id': context.aws_request_id, 'yaml': yaml.__version__}\n",
-    )
-    .unwrap();
+    );
     let zip = scratch.path().join("function.zip");
     package(
         &out,
@@ -350,13 +348,11 @@ fn bad_package_input_is_one_error_line_and_writes_nothing() {
 fn initramfs_boots_debian_cloud_kernel_runs_the_app_and_powers_off() {
     let out = payload(false);
     let scratch = tempfile::tempdir().unwrap();
-    let app = scratch.path().join("app");
-    std::fs::create_dir(&app).unwrap();
-    std::fs::write(
-        app.join("hello.py"),
+    let app = app_dir(
+        scratch.path(),
+        "hello.py",
         "import ssl, sqlite3, sys, yaml\nprint('hello from PID 1:', yaml.safe_load('a: [1, 2]'), ssl.OPENSSL_VERSION.split()[0])\nsys.exit(3)\n",
-    )
-    .unwrap();
+    );
     let initrd = scratch.path().join("initrd.gz");
     package(
         &out,
@@ -377,4 +373,12 @@ fn initramfs_boots_debian_cloud_kernel_runs_the_app_and_powers_off() {
         "{console}"
     );
     assert!(!console.contains("Kernel panic"), "{console}");
+}
+
+/// `DIR/app/FILE` holding `code`: a user's application directory for `--app`.
+fn app_dir(dir: &Path, file: &str, code: &str) -> PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join(file), code).unwrap();
+    app
 }
