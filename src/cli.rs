@@ -223,6 +223,20 @@ struct PackageArgs {
     tag: String,
 }
 
+impl From<PackageArgs> for deploy::PackageOptions {
+    fn from(a: PackageArgs) -> deploy::PackageOptions {
+        deploy::PackageOptions {
+            out: a.out,
+            format: a.format,
+            output: a.output,
+            app: a.app,
+            handler: a.handler,
+            entry: a.entry,
+            tag: a.tag,
+        }
+    }
+}
+
 /// What `link`, `audit` and `plan` share: the modules and the main program.
 #[derive(Args)]
 struct LinkInputs {
@@ -322,88 +336,78 @@ fn default_jobs() -> usize {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Build(options) => {
-            build::build(&options.into())?;
-            Ok(0)
-        }
+        Command::Build(options) => build::build(&options.into()).map(|()| 0),
         Command::Audit {
             inputs,
-            mut json,
-            mut strict,
-        } => {
-            let scratch = tempfile::tempdir()?;
-            let work = LinkWork::at(scratch.path().to_path_buf());
-            let flags = &mut [("--json", &mut json), ("--strict", &mut strict)];
-            let report = match inputs.plan(&work, flags) {
-                Ok(plan) => audit::report(&plan),
-                Err(error) => {
-                    eprintln!("dlstatic: error: {error:#}");
-                    return Ok(2);
-                }
-            };
-            match json {
-                true => println!("{}", serde_json::to_string_pretty(&report)?),
-                false => print!(
-                    "{}",
-                    audit::render_text(&report, audit::stdout_is_terminal())
-                ),
-            }
-            let warnings = if strict {
-                report.count(Severity::Warning)
-            } else {
-                0
-            };
-            Ok(i32::from(report.count(Severity::Error) + warnings > 0))
-        }
+            json,
+            strict,
+        } => audit_command(inputs, json, strict),
         Command::Plan { inputs, mut json } => {
             let scratch = tempfile::tempdir()?;
             let work = LinkWork::at(scratch.path().to_path_buf());
-            let plan = inputs.plan(&work, &mut [("--json", &mut json)])?;
+            let summary = inputs.plan(&work, &mut [("--json", &mut json)])?.summary();
             match json {
-                true => println!("{}", serde_json::to_string_pretty(&plan.summary())?),
-                false => print!("{}", plan.summary().render_text()),
+                true => println!("{}", serde_json::to_string_pretty(&summary)?),
+                false => print!("{}", summary.render_text()),
             }
             Ok(0)
         }
-        Command::Package(args) => {
-            deploy::package(&deploy::PackageOptions {
-                out: args.out,
-                format: args.format,
-                output: args.output,
-                app: args.app,
-                handler: args.handler,
-                entry: args.entry,
-                tag: args.tag,
-            })?;
-            Ok(0)
-        }
+        Command::Package(args) => deploy::package(&args.into()).map(|()| 0),
         Command::Verify { out } => {
             let manifest = verify::read_manifest(&out)?;
-            verify::verify(&out, &manifest)?;
-            Ok(0)
+            verify::verify(&out, &manifest).map(|_| 0)
         }
         Command::Capture { db, command } => capture::run_capture(&db, &command),
-        Command::Link { output, inputs } => {
-            let work = LinkWork::beside(&output);
-            let _lock = work.lock(&output)?;
-            let plan = inputs.plan(&work, &mut [])?;
-            let summary = link::link(&plan, &output, &work)?;
-            let summary_of_plan = plan.summary();
-            let sum = |f: fn(&ModuleSummary) -> usize| {
-                summary_of_plan.modules.iter().map(f).sum::<usize>()
-            };
-            eprintln!(
-                "dlstatic: wrote {} — {} modules ({} reused from {}), {} objects, {} symbols renamed, {} exports registered, {} main-program symbols",
-                output.display(),
-                plan.modules.len(),
-                summary.reused,
-                work.dir().display(),
-                sum(|m| m.objects.len()),
-                sum(|m| m.renamed),
-                sum(|m| m.exports),
-                summary.main_symbols
-            );
-            Ok(0)
-        }
+        Command::Link { output, inputs } => link_command(&output, inputs),
     }
+}
+
+/// `dlstatic audit`: exit 1 on errors (or warnings with --strict), 2 when the inputs
+/// cannot be read.
+fn audit_command(inputs: LinkInputs, mut json: bool, mut strict: bool) -> Result<i32> {
+    let scratch = tempfile::tempdir()?;
+    let work = LinkWork::at(scratch.path().to_path_buf());
+    let flags = &mut [("--json", &mut json), ("--strict", &mut strict)];
+    let report = match inputs.plan(&work, flags) {
+        Ok(plan) => audit::report(&plan),
+        Err(error) => {
+            eprintln!("dlstatic: error: {error:#}");
+            return Ok(2);
+        }
+    };
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => print!(
+            "{}",
+            audit::render_text(&report, audit::stdout_is_terminal())
+        ),
+    }
+    let warnings = if strict {
+        report.count(Severity::Warning)
+    } else {
+        0
+    };
+    Ok(i32::from(report.count(Severity::Error) + warnings > 0))
+}
+
+/// `dlstatic link`: one run per OUT at a time; ends with what it linked.
+fn link_command(output: &std::path::Path, inputs: LinkInputs) -> Result<i32> {
+    let work = LinkWork::beside(output);
+    let _lock = work.lock(output)?;
+    let plan = inputs.plan(&work, &mut [])?;
+    let linked = link::link(&plan, output, &work)?;
+    let summary = plan.summary();
+    let sum = |f: fn(&ModuleSummary) -> usize| summary.modules.iter().map(f).sum::<usize>();
+    eprintln!(
+        "dlstatic: wrote {} — {} modules ({} reused from {}), {} objects, {} symbols renamed, {} exports registered, {} main-program symbols",
+        output.display(),
+        plan.modules.len(),
+        linked.reused,
+        work.dir().display(),
+        sum(|m| m.objects.len()),
+        sum(|m| m.renamed),
+        sum(|m| m.exports),
+        linked.main_symbols
+    );
+    Ok(0)
 }
