@@ -94,13 +94,7 @@ fn check_single_file(pie: bool) {
     );
 
     std::fs::hard_link(root.join("python3.11"), root.join("numpy-config")).unwrap();
-    let script = run_in_root(&root, &["/numpy-config", "--version"], &[]);
-    assert_eq!(
-        String::from_utf8_lossy(&script.stdout).trim(),
-        "2.1.3",
-        "{}",
-        text(&script)
-    );
+    assert_console_script(&root, "/numpy-config");
 }
 
 #[test]
@@ -160,13 +154,7 @@ fn tar_output_runs_console_scripts_by_name_and_is_reproducible() {
         .output()
         .unwrap();
     assert!(untar.status.success(), "{}", text(&untar));
-    let script = run_in_root(&root, &["/bin/numpy-config", "--version"], &[]);
-    assert_eq!(
-        String::from_utf8_lossy(&script.stdout).trim(),
-        "2.1.3",
-        "{}",
-        text(&script)
-    );
+    assert_console_script(&root, "/bin/numpy-config");
 }
 
 #[test]
@@ -381,4 +369,15 @@ fn app_dir(dir: &Path, file: &str, code: &str) -> PathBuf {
     std::fs::create_dir(&app).unwrap();
     std::fs::write(app.join(file), code).unwrap();
     app
+}
+
+/// numpy's console script `numpy-config`, run by its own name at `path` in `root`.
+fn assert_console_script(root: &Path, path: &str) {
+    let script = run_in_root(root, &[path, "--version"], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&script.stdout).trim(),
+        "2.1.3",
+        "{}",
+        text(&script)
+    );
 }
