@@ -46,9 +46,18 @@ fn round_trip(objects: &[(String, Vec<u8>)]) {
     }
 }
 
+/// What the link archives is objects analysis summarized (and rename rewrote):
+/// ar_archive_writer's symbol reader panics ("FIXME") on a global whose name does not
+/// read, which summarize_object has already refused.
+fn archivable(bytes: &[u8]) -> bool {
+    dlstatic::elf::summarize_object(bytes).is_ok()
+}
+
 pub fn check(data: &[u8]) {
-    match read_as_capture_does(data) {
-        Some(members) => round_trip(&members),
-        None => round_trip(&[("dir/fuzz.o".to_string(), data.to_vec())]),
-    }
+    let objects = match read_as_capture_does(data) {
+        Some(members) => members,
+        None => vec![("dir/fuzz.o".to_string(), data.to_vec())],
+    };
+    let objects: Vec<_> = objects.into_iter().filter(|(_, b)| archivable(b)).collect();
+    round_trip(&objects);
 }

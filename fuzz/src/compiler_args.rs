@@ -62,16 +62,27 @@ pub fn check(data: &[u8]) {
         return;
     }
     files.iter().for_each(|f| check_split_round_trip(f));
+    if !argv.iter().any(|a| a.starts_with('@')) {
+        // nothing to expand: no files to write (the fast path for most inputs)
+        check_command(&parse(&argv));
+        return;
+    }
     // `@N` is relative, also inside response files: run in a directory holding just these
     let dir = tempfile::tempdir_in(crate::scratch_dir()).expect("scratch directory");
     for (index, contents) in files.iter().enumerate() {
         std::fs::write(dir.path().join(index.to_string()), contents).expect("write response file");
     }
+    // libFuzzer's corpus and artifact paths may be relative: back to where it started
+    let home = std::env::current_dir().expect("current directory");
     std::env::set_current_dir(dir.path()).expect("enter scratch directory");
     let cmd = parse(&argv);
-    std::env::set_current_dir(crate::scratch_dir()).expect("leave scratch directory");
-    check_indices(&cmd);
+    std::env::set_current_dir(home).expect("leave scratch directory");
+    check_command(&cmd);
+}
+
+fn check_command(cmd: &CompilerCommand) {
+    check_indices(cmd);
     if let Some(source) = cmd.sources.first() {
-        compile_only_args(&cmd, &cmd.inputs[*source], "out.o");
+        compile_only_args(cmd, &cmd.inputs[*source], "out.o");
     }
 }

@@ -51,11 +51,10 @@ pub fn check(data: &[u8]) {
         return;
     };
     let renames = crate::rename::renames_for(Some(&summary.globals));
-    // the symmap format cannot say names with whitespace or `#` (a comment) in them
-    if renames
-        .keys()
-        .any(|n| n.contains(|c: char| c.is_whitespace() || c == '#'))
-    {
+    // the symmap format cannot say an empty name or one with whitespace or `#` (a comment)
+    let unsayable =
+        |n: &String| n.is_empty() || n.contains(|c: char| c.is_whitespace() || c == '#');
+    if renames.keys().any(unsayable) {
         return;
     }
     let Ok((ours, _)) = rename::rename_symbols(data.to_vec(), &renames) else {
