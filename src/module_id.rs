@@ -79,8 +79,7 @@ mod tests {
     use super::*;
 
     /// Found writing the fuzz target `codegen` (which asks this of every name): a name
-    /// whose 33rd byte from the end
-    /// falls inside a multi-byte character made the slice panic.
+    /// whose 33rd byte from the end falls inside a multi-byte character made the slice panic.
     #[test]
     fn is_renamed_takes_any_utf8_name() {
         assert!(!is_renamed("\u{e9}0123456789abcdef0123456789abcdef_km"));

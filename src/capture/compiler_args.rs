@@ -50,8 +50,9 @@ const SOURCE_EXTENSIONS: &[&str] = &[
     "S", "sx", "f", "for", "f90", "f95", "f03", "F", "F90",
 ];
 
-/// gcc never expands response files deeper than this; it guards against `@a` naming itself.
-const MAX_RESPONSE_FILE_DEPTH: usize = 32;
+/// gcc (libiberty's expandargv) reads at most this many response files per command: it
+/// guards against `@a` naming itself, once (endless) or twice (exponential).
+const MAX_RESPONSE_FILES: usize = 2000;
 
 /// What one compiler command does, as far as capture cares.
 #[derive(Debug, Default, Clone)]
@@ -77,21 +78,25 @@ pub struct CompilerCommand {
 }
 
 /// Expand every `@file` argument recursively with gcc's quoting rules. An `@file` that
-/// cannot be read is kept as it is, as gcc does.
+/// cannot be read, or one past the first MAX_RESPONSE_FILES, is kept as it is, as gcc does.
 pub fn expand_response_files(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
-    expand_into(args, &mut out, 0);
+    let mut files_left = MAX_RESPONSE_FILES;
+    expand_into(args, &mut out, &mut files_left);
     out
 }
 
-fn expand_into(args: &[String], out: &mut Vec<String>, depth: usize) {
+fn expand_into(args: &[String], out: &mut Vec<String>, files_left: &mut usize) {
     for arg in args {
         let contents = match arg.strip_prefix('@') {
-            Some(path) if depth < MAX_RESPONSE_FILE_DEPTH => std::fs::read_to_string(path).ok(),
+            Some(path) if *files_left > 0 => std::fs::read_to_string(path).ok(),
             _ => None,
         };
         match contents {
-            Some(text) => expand_into(&split_response_file(&text), out, depth + 1),
+            Some(text) => {
+                *files_left -= 1;
+                expand_into(&split_response_file(&text), out, files_left)
+            }
             None => out.push(arg.clone()),
         }
     }
@@ -243,6 +248,25 @@ mod tests {
     fn response_file_quoting_follows_gcc() {
         let got = split_response_file("a 'b c' \"d \\\" e\" f\\ g\n\n'' h");
         assert_eq!(got, strings(&["a", "b c", "d \" e", "f g", "", "h"]));
+    }
+
+    /// Found by fuzzing (target compiler_args): a response file naming itself twice
+    /// was expanded 2^32 times before the depth limit stopped it.
+    #[test]
+    fn a_response_file_naming_itself_twice_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let at = format!("@{}", path.display());
+        std::fs::write(&path, format!("{at} a.o {at}")).unwrap();
+        let args = expand_response_files(std::slice::from_ref(&at));
+        assert_eq!(
+            args.iter().filter(|a| *a == "a.o").count(),
+            MAX_RESPONSE_FILES
+        );
+        assert_eq!(
+            args.iter().filter(|a| **a == at).count(),
+            MAX_RESPONSE_FILES + 1
+        );
     }
 
     #[test]
