@@ -41,7 +41,10 @@ fn round_trip(objects: &[(String, Vec<u8>)]) {
     let back = read_as_capture_does(&written).expect("written archive reads back");
     assert_eq!(back.len(), objects.len(), "member count");
     for (index, ((origin, bytes), (name, data))) in objects.iter().zip(&back).enumerate() {
-        assert_eq!(name, &expected_name(index, origin), "member name");
+        // ar member names cannot hold a NUL (real archives' never do): only data then
+        if !origin.contains('\0') {
+            assert_eq!(name, &expected_name(index, origin), "member name");
+        }
         assert_eq!(bytes, data, "data of member {name}");
     }
 }
