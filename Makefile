@@ -18,7 +18,7 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test test-fast sanitize bench bench-deploy demo clean
+.PHONY: help setup python-src build run test test-fast sanitize bench bench-deploy demo fuzz clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make bench-deploy  single file vs directory vs dynamic CPython start-up; writes bench/deploy-results.md"
 	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
+	@echo "make fuzz        each cargo-fuzz target for FUZZ_SECONDS (60) s; executions, crashes (docs/fuzzing.md)"
 
 setup:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -82,6 +83,10 @@ bench-deploy: setup
 
 demo: build
 	./examples/demo.sh $(DLSTATIC)
+
+# needs nightly Rust and cargo-fuzz (cargo install cargo-fuzz); one target at a time
+fuzz:
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) fuzz/run.sh
 
 clean:
 	$(CARGO) clean
