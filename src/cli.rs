@@ -10,7 +10,7 @@ use crate::audit::{self, Severity};
 use crate::capture;
 use crate::deploy;
 use crate::link;
-use crate::plan::{ModuleSummary, Plan, Request, Source};
+use crate::plan::{ModuleSummary, Plan, ProgramSettings, Request, Source};
 use crate::python::build::{self, BuildOptions};
 use crate::python::verify;
 use crate::workdir::LinkWork;
@@ -287,10 +287,12 @@ impl LinkInputs {
             }],
             only: self.only,
             exclude: Vec::new(),
-            main_inputs: self.main_inputs,
-            linker_args,
-            eager_constructors: self.eager_constructors,
-            pie: self.pie,
+            program: ProgramSettings {
+                main_inputs: self.main_inputs,
+                linker_args,
+                eager_constructors: self.eager_constructors,
+                pie: self.pie,
+            },
             work,
         })
     }

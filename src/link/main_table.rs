@@ -50,7 +50,8 @@ fn aliases(plan: &Plan) -> Vec<String> {
     let mut aliases: Vec<String> = GLIBC_SONAMES.iter().map(|s| s.to_string()).collect();
     aliases.extend(plan.system_libs.iter().filter_map(|l| l.soname.clone()));
     aliases.extend(
-        plan.main_inputs
+        plan.settings
+            .main_inputs
             .iter()
             .filter_map(|i| i.strip_prefix("-l"))
             .filter_map(|l| system_libs::soname_for(l, &[])),
@@ -92,7 +93,7 @@ pub fn build(executable: &[u8], plan: &Plan, output: &Path) -> Result<Table> {
         inits: Vec::new(),
         finis: Vec::new(),
         sections: Vec::new(),
-        eager: plan.eager_constructors,
+        eager: plan.settings.eager_constructors,
     })
 }
 

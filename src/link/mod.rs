@@ -105,7 +105,7 @@ impl LinkLine {
         let module_file = |m: &crate::plan::PlannedModule, file| {
             path_arg(&work.module_file(&m.module.base(), file))
         };
-        let mut inputs = plan.main_inputs.clone();
+        let mut inputs = plan.settings.main_inputs.clone();
         inputs.extend(
             plan.modules
                 .iter()
@@ -132,14 +132,18 @@ impl LinkLine {
         driver_flags.sort();
         driver_flags.dedup();
         tail.extend(driver_flags);
-        tail.extend(plan.linker_args.iter().cloned());
+        tail.extend(plan.settings.linker_args.iter().cloned());
         LinkLine { inputs, tail }
     }
 
     /// One `-static` link into `output`, with `extra` after the inputs.
     fn run(&self, plan: &Plan, output: &Path, extra: &[String], log: &Path) -> Result<()> {
         // (-static-pie in place of -static: gcc given both still links non-PIE crt files)
-        let kind = if plan.pie { "-static-pie" } else { "-static" };
+        let kind = if plan.settings.pie {
+            "-static-pie"
+        } else {
+            "-static"
+        };
         let mut args = vec![kind.to_string(), "-o".into(), path_arg(output)];
         args.extend(self.inputs.iter().cloned());
         args.extend(extra.iter().cloned());

@@ -37,6 +37,15 @@ pub struct Request<'a> {
     pub only: Vec<String>,
     /// Globs of modules to leave out, matched the same way.
     pub exclude: Vec<String>,
+    pub program: ProgramSettings,
+    /// Where module analyses are kept and reused.
+    pub work: &'a LinkWork,
+}
+
+/// The main program and how it is linked: what a plan takes as given and carries to
+/// the link unchanged.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgramSettings {
     /// The main program's objects, archives and `-l`/`-L`/`-Wl,` flags, in link order.
     pub main_inputs: Vec<String>,
     /// More arguments for the end of the final link line (`-lm`, `-Wl,…`).
@@ -46,8 +55,6 @@ pub struct Request<'a> {
     pub eager_constructors: bool,
     /// Link a static-pie executable (glibc's `-static-pie`) instead of `-static`.
     pub pie: bool,
-    /// Where module analyses are kept and reused.
-    pub work: &'a LinkWork,
 }
 
 /// One module of the link.
@@ -73,10 +80,7 @@ pub struct Plan {
     pub dbs: Vec<CaptureDb>,
     pub modules: Vec<PlannedModule>,
     pub unlinkable: Vec<Unlinkable>,
-    pub main_inputs: Vec<String>,
-    pub linker_args: Vec<String>,
-    pub eager_constructors: bool,
-    pub pie: bool,
+    pub settings: ProgramSettings,
     /// C++ when any module was linked by the C++ driver (libstdc++ comes along).
     pub driver: Driver,
     pub system_libs: Vec<SystemLib>,
@@ -136,10 +140,7 @@ impl Plan {
             dbs,
             modules,
             unlinkable,
-            main_inputs: request.main_inputs.clone(),
-            linker_args: request.linker_args.clone(),
-            eager_constructors: request.eager_constructors,
-            pie: request.pie,
+            settings: request.program.clone(),
             driver,
             system_libs,
             missing_libs,
@@ -187,10 +188,7 @@ impl Plan {
     /// The plan as `dlstatic plan --json` prints it and `OUT.km/plan.json` keeps it.
     pub fn summary(&self) -> Summary {
         Summary {
-            main_inputs: self.main_inputs.clone(),
-            linker_args: self.linker_args.clone(),
-            eager_constructors: self.eager_constructors,
-            pie: self.pie,
+            settings: self.settings.clone(),
             driver: self.driver,
             modules: self.modules.iter().map(ModuleSummary::of).collect(),
             system_libraries: self
@@ -255,10 +253,8 @@ fn progress_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) ->
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
-    pub main_inputs: Vec<String>,
-    pub linker_args: Vec<String>,
-    pub eager_constructors: bool,
-    pub pie: bool,
+    #[serde(flatten)]
+    pub settings: ProgramSettings,
     pub driver: Driver,
     pub modules: Vec<ModuleSummary>,
     pub system_libraries: Vec<LibrarySummary>,

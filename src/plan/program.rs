@@ -74,10 +74,11 @@ impl Program {
             names: LINKER_DEFINED.iter().map(|s| s.to_string()).collect(),
             own: HashSet::new(),
         };
-        let arguments: Vec<&String> = request
+        let settings = &request.program;
+        let arguments: Vec<&String> = settings
             .main_inputs
             .iter()
-            .chain(&request.linker_args)
+            .chain(&settings.linker_args)
             .collect();
         let lib_dirs: Vec<String> = arguments
             .iter()

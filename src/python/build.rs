@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::audit::{self, Severity};
 use crate::plan::analyze::Module;
-use crate::plan::{Plan, Request, Source};
+use crate::plan::{Plan, ProgramSettings, Request, Source};
 use crate::progress::Timings;
 use crate::python::cpython::CpythonBuild;
 use crate::python::payload::{self, Manifest, PayloadOptions};
@@ -207,10 +207,12 @@ fn plan_and_audit(
         sources,
         only: Vec::new(),
         exclude: inputs.skip.iter().map(|name| format!("{name}.*")).collect(),
-        main_inputs: python.main_inputs()?,
-        linker_args,
-        eager_constructors: inputs.eager_constructors,
-        pie: inputs.pie,
+        program: ProgramSettings {
+            main_inputs: python.main_inputs()?,
+            linker_args,
+            eager_constructors: inputs.eager_constructors,
+            pie: inputs.pie,
+        },
         work: &link_work,
     })
     .context("planning the link")?;
