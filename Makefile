@@ -18,7 +18,7 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test test-fast sanitize bench bench-deploy demo fuzz clean
+.PHONY: help setup python-src build run test test-fast package-table sanitize bench bench-deploy demo fuzz clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -26,6 +26,7 @@ help:
 	@echo "make build       build target/release/dlstatic"
 	@echo "make python-src  fetch Debian's CPython 3.11 source tarball into $(CACHE)/src"
 	@echo "make test        run every test (fixtures, CPython, PyPI packages; what CI runs)"
+	@echo "make package-table  rewrite README's table of packages known to work from the last test runs"
 	@echo "make test-fast   the unit, CLI and fixture tests only (a few minutes; the edit loop)"
 	@echo "make sanitize    the runtime shim under ASan+UBSan and TSan, 8 threads x 1e5 rounds"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
@@ -63,6 +64,11 @@ test:
 
 test-fast:
 	$(CARGO) test --release --lib --test cli --test fixtures --test rename_vs_objcopy --test bad_inputs
+
+# README's table of packages known to work, from what the package tests recorded in
+# target/tmp/package-results/ (run make test and make test-packages first)
+package-table:
+	python3 scripts/package_table.py target/tmp/package-results README.md
 
 # (make test runs a short version, tests/sanitize.rs)
 sanitize:

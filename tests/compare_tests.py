@@ -7,12 +7,14 @@ usage: compare_tests.py cpython STATIC_PYTHON DYNAMIC_PYTHON [TEST ...]
 
 `cpython` runs CPython's regrtest (`-m test -j2`; default: the tests below), `pytest` runs
 pytest (for numpy: `--pyargs numpy.linalg …`). Set PYTHONPATH for the interpreters that
-need it (`DYNAMIC_PYTHONPATH` is added for the dynamic one only). Every test case's
+need it (`DYNAMIC_PYTHONPATH` is added for the dynamic one only; `COMPARE_SUMMARY=FILE`
+also writes both interpreters' counts and the unexpected differences there as JSON). Every test case's
 outcome (passed, failed, error, skipped) is compared; both summaries and every
 difference are printed. Exit 1 if a difference is not listed in EXPECTED (with its
 reason), or if a run produced no results.
 """
 import fnmatch
+import json
 import os
 import subprocess
 import sys
@@ -70,14 +72,15 @@ def main():
     if len(sys.argv) < 4 or sys.argv[1] not in ("cpython", "pytest"):
         raise SystemExit(__doc__)
     kind, static, dynamic, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-    results = {}
+    results, counts_of = {}, {}
     for label, python, extra in (("static", static, None), ("dynamic", dynamic, os.environ.get("DYNAMIC_PYTHONPATH"))):
         with tempfile.TemporaryDirectory() as workdir:
             results[label], summary = outcomes(kind, python, args, workdir, extra)
         counts = {}
         for status in results[label].values():
             counts[status] = counts.get(status, 0) + 1
-        print(f"{label:8} {python}: {len(results[label])} cases {dict(sorted(counts.items()))}")
+        counts_of[label] = dict(sorted(counts.items()))
+        print(f"{label:8} {python}: {len(results[label])} cases {counts_of[label]}")
         for line in summary:
             print(f"         {line}")
     differences = sorted(
@@ -85,16 +88,19 @@ def main():
         for name in set(results["static"]) | set(results["dynamic"])
         if results["static"].get(name) != results["dynamic"].get(name)
     )
-    unexpected = 0
+    unexpected = []
     for name, s, d in differences:
         why = expected_reason(name)
         if why:
             print(f"expected  {name}: static {s}, dynamic {d} ({why})")
         else:
-            unexpected += 1
-            print(f"DIFFERENT {name}: static {s}, dynamic {d}")
-    print(f"{unexpected} unexpected differences, {len(differences) - unexpected} expected, "
+            unexpected.append(f"{name}: static {s}, dynamic {d}")
+            print(f"DIFFERENT {unexpected[-1]}")
+    print(f"{len(unexpected)} unexpected differences, {len(differences) - len(unexpected)} expected, "
           f"in {len(results['dynamic'])} test cases")
+    if os.environ.get("COMPARE_SUMMARY"):
+        with open(os.environ["COMPARE_SUMMARY"], "w") as f:
+            json.dump({**counts_of, "unexpected": unexpected}, f, indent=1)
     raise SystemExit(1 if unexpected else 0)
 
 

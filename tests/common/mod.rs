@@ -4,6 +4,7 @@
 
 pub mod deploy_support;
 pub mod plan_check;
+pub mod results;
 
 use std::path::Path;
 use std::process::{Command, Output};
