@@ -18,16 +18,17 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test test-fast package-table sanitize bench bench-deploy demo fuzz clean
+.PHONY: help setup python-src build run test test-fast test-packages package-table fuzz-ci sanitize bench bench-deploy demo fuzz clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
 	@echo "make run         build the static interpreter with extensions/modules.txt into dist/"
 	@echo "make build       build target/release/dlstatic"
 	@echo "make python-src  fetch Debian's CPython 3.11 source tarball into $(CACHE)/src"
-	@echo "make test        run every test (fixtures, CPython, PyPI packages; what CI runs)"
+	@echo "make test        every test but test-packages (fixtures, CPython, PyPI packages, fuzz seeds; CI)"
 	@echo "make package-table  rewrite README's table of packages known to work from the last test runs"
 	@echo "make test-fast   the unit, CLI and fixture tests only (a few minutes; the edit loop)"
+	@echo "make test-packages  packages that build for many minutes (tests/big_packages.rs: rapidfuzz)"
 	@echo "make sanitize    the runtime shim under ASan+UBSan and TSan, 8 threads x 1e5 rounds"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make bench-deploy  single file vs directory vs dynamic CPython start-up; writes bench/deploy-results.md"
@@ -59,8 +60,14 @@ run: build
 build:
 	$(CARGO) build --release
 
+# every test binary but tests/big_packages.rs (its feature is off), then fuzz-ci
 test:
 	$(CARGO) test --release
+	@$(MAKE) --no-print-directory fuzz-ci
+
+# tests/big_packages.rs: builds that take many minutes (rapidfuzz: CMake + GCC LTO)
+test-packages:
+	$(CARGO) test --release --features big-packages --test big_packages
 
 test-fast:
 	$(CARGO) test --release --lib --test cli --test fixtures --test rename_vs_objcopy --test bad_inputs
@@ -93,6 +100,17 @@ demo: build
 # needs nightly Rust and cargo-fuzz (cargo install cargo-fuzz); one target at a time
 fuzz:
 	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) fuzz/run.sh
+
+# CI's share of fuzzing: every fuzz check over the committed seeds and fixed findings
+# (stable Rust), then, where nightly Rust and cargo-fuzz are installed (make setup does
+# not install them: a nightly toolchain is a large download and cargo-fuzz a long
+# compile), each target for FUZZ_CI_SECONDS. A crash fails it.
+FUZZ_CI_SECONDS ?= 5
+fuzz-ci:
+	cd fuzz && $(CARGO) test --release
+	@if $(CARGO) +nightly --version >/dev/null 2>&1 && command -v cargo-fuzz >/dev/null; then \
+		FUZZ_SECONDS=$(FUZZ_CI_SECONDS) FUZZ_CC_SAMPLE=20 fuzz/run.sh; \
+	else echo "fuzz-ci: no nightly Rust or cargo-fuzz: the targets did not run (the seeds did)"; fi
 
 clean:
 	$(CARGO) clean

@@ -3,7 +3,8 @@
 # then the slow checks replayed over what the fast ones grew: rename_objcopy over the
 # rename corpus, codegen_cc over a sample of FUZZ_CC_SAMPLE (default 300) codegen inputs
 # that mention "defined" (a Module's field).
-# Prints executions and crashes per target. Needs nightly Rust and cargo-fuzz.
+# Prints executions and crashes per target; exits 1 when any target crashed. Needs
+# nightly Rust and cargo-fuzz.
 # FUZZ_SANITIZER (default none): the code under test is safe Rust, and without
 # AddressSanitizer a target runs about twice as many inputs; `address` turns it back on.
 set -uo pipefail
@@ -18,6 +19,7 @@ sanitizer=${FUZZ_SANITIZER:-none}
 cargo +nightly fuzz build -s "$sanitizer" || exit 1
 
 crashes() { ls "artifacts/$1" 2>/dev/null | grep -cE '^(crash|oom|timeout|leak)-'; }
+crashed=0
 
 # run TARGET CORPUS... -- LIBFUZZER_OPTIONS: one line "TARGET  N execs  N/s  N crashes"
 run() {
@@ -31,6 +33,7 @@ run() {
     [[ $done_line =~ ^Done\ ([0-9]+)\ runs\ in\ ([0-9]+) ]] && execs=${BASH_REMATCH[1]} secs=${BASH_REMATCH[2]}
     printf '%-15s %10s execs %8s/s %3s crashes  (log: fuzz/%s)\n' "$target" "${execs:-?}" \
         "$(( ${execs:-0} / (${secs:-$seconds} > 0 ? ${secs:-$seconds} : 1) ))" "$(crashes "$target")" "$log"
+    crashed=$(( crashed + $(crashes "$target") ))
 }
 
 for pair in $fast; do
@@ -47,3 +50,4 @@ rm -rf corpus/codegen_cc_sample && mkdir -p corpus/codegen_cc_sample
 # most of the corpus is not Module JSON and never reaches cc: sample the ones that may be
 grep -l '"defined"' corpus/codegen/* | shuf -n "$sample" --random-source=<(yes) | xargs -r cp -t corpus/codegen_cc_sample/
 run codegen_cc corpus/codegen_cc_sample seeds/codegen -- -runs=0 -timeout=30
+exit $(( crashed > 0 ))

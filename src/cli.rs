@@ -256,26 +256,30 @@ struct LinkInputs {
     /// Objects, archives and -l flags of the main program, then optionally
     /// `-- LINKER_ARGS…` for the end of the final link line
     #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
-    main_inputs: Vec<String>,
+    main_inputs: Vec<std::ffi::OsString>,
 }
 
 impl LinkInputs {
     /// The plan for these inputs; `flags` are this command's own switches, which clap
     /// takes as inputs when they follow one (MAIN_INPUTs may start with '-': `-lm`).
-    fn plan(mut self, work: &LinkWork, flags: &mut [(&str, &mut bool)]) -> Result<Plan> {
-        self.main_inputs
-            .retain(|arg| match flags.iter_mut().find(|(name, _)| name == arg) {
-                Some((_, set)) => {
-                    **set = true;
-                    false
-                }
-                None => true,
-            });
-        let linker_args = match self.main_inputs.iter().position(|a| a == "--") {
-            Some(at) => self.main_inputs.split_off(at).split_off(1),
+    fn plan(self, work: &LinkWork, flags: &mut [(&str, &mut bool)]) -> Result<Plan> {
+        // the plan and its JSON hold main inputs as text: name the one that is not
+        let mut main_inputs = (self.main_inputs.into_iter())
+            .map(|arg| arg.into_string())
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|arg| anyhow::anyhow!("MAIN_INPUT {arg:?}: not UTF-8 text"))?;
+        main_inputs.retain(|arg| match flags.iter_mut().find(|(name, _)| name == arg) {
+            Some((_, set)) => {
+                **set = true;
+                false
+            }
+            None => true,
+        });
+        let linker_args = match main_inputs.iter().position(|a| a == "--") {
+            Some(at) => main_inputs.split_off(at).split_off(1),
             None => Vec::new(),
         };
-        if self.main_inputs.is_empty() {
+        if main_inputs.is_empty() {
             bail!(
                 "no MAIN_INPUT given before `--` (the main program's objects, archives or -l flags)"
             );
@@ -288,7 +292,7 @@ impl LinkInputs {
             only: self.only,
             exclude: Vec::new(),
             program: ProgramSettings {
-                main_inputs: self.main_inputs,
+                main_inputs,
                 linker_args,
                 eager_constructors: self.eager_constructors,
                 pie: self.pie,

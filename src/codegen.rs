@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use crate::elf::{SymbolKind, initfini};
+use crate::elf::{SymbolKind, initfini, symbol_bytes};
 use crate::module_id;
 use crate::plan::analyze::Module;
 
@@ -102,10 +102,16 @@ impl Table {
     }
 }
 
-/// FNV-1a, 32 bit; `dlstatic_hash` in runtime/dlstatic.h must stay identical.
+/// FNV-1a, 32 bit, over the name's bytes (what dlsym is handed);
+/// `dlstatic_hash` in runtime/dlstatic.h must stay identical.
 pub fn hash(name: &str) -> u32 {
-    name.bytes()
-        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
+    fnv1a(&symbol_bytes(name))
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(2166136261u32, |h, &b| (h ^ b as u32).wrapping_mul(16777619))
 }
 
 /// Open addressing with linear probing; a slot holds symbol index + 1, 0 is empty.
@@ -128,18 +134,43 @@ fn layout_buckets(symbols: &[TableSymbol]) -> Vec<u32> {
     buckets
 }
 
-/// Escape for a C string literal (and asm label).
+/// The body of a C string literal holding `text`'s bytes (symbol names decoded by
+/// `elf::symbol_bytes`): printable ASCII as is, everything else octal. `?` is escaped
+/// (no trigraph can form) and so is the `/` of `*/` (the generated file's first line is
+/// a comment holding the module's name).
 fn c_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
+    let bytes = symbol_bytes(text);
+    let mut out = String::with_capacity(bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
         match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
+            b'"' | b'\\' | b'?' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            b'/' if i > 0 && bytes[i - 1] == b'*' => out.push_str("\\057"),
             0x20..=0x7e => out.push(b as char),
             _ => out.push_str(&format!("\\{b:03o}")),
         }
     }
     out
+}
+
+/// The asm label that makes the assembler name symbol `name`: the name itself when it
+/// is an ordinary assembler name, else the name in double quotes (gas reads any byte
+/// there but `"`, `\` and newline, which no escape can spell: those names are an error).
+fn asm_label(name: &str) -> Result<String> {
+    let bytes = symbol_bytes(name);
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$');
+    if bytes.iter().all(plain) && !bytes.first().is_some_and(u8::is_ascii_digit) {
+        return Ok(c_escape(name));
+    }
+    if let Some(bad) = bytes.iter().find(|b| matches!(b, b'"' | b'\\' | b'\n' | 0)) {
+        anyhow::bail!(
+            "symbol `{}` cannot be named in assembler (it holds byte {bad:#04x})",
+            name.escape_debug()
+        );
+    }
+    Ok(format!("\\\"{}\\\"", c_escape(name)))
 }
 
 /// The template registry, built once per process: C, not HTML (no escaping), strict
@@ -163,6 +194,15 @@ pub fn render(table: &Table) -> Result<String> {
 
     let buckets = layout_buckets(&table.symbols);
     let mut data = serde_json::to_value(table)?;
+    for (symbol, value) in table
+        .symbols
+        .iter()
+        .zip(data["symbols"].as_array_mut().unwrap())
+    {
+        value["label"] = asm_label(&symbol.target)
+            .with_context(|| format!("the table of {}", table.so_name))?
+            .into();
+    }
     let rows: Vec<String> = buckets
         .chunks(16)
         .map(|row| {
@@ -226,5 +266,21 @@ mod tests {
     #[test]
     fn c_escape_keeps_literals_valid() {
         assert_eq!(c_escape("a\"b\\c\n"), "a\\\"b\\\\c\\012");
+        assert_eq!(c_escape("??=*/"), "\\?\\?=*\\057");
+        // a name that is not UTF-8 is written as its bytes
+        let name = crate::elf::symbol_name(b"a.\xef");
+        assert_eq!(c_escape(&name), "a.\\357");
+        assert_eq!(hash(&name), fnv1a(b"a.\xef"));
+    }
+
+    #[test]
+    fn asm_labels_quote_names_gas_would_misread() {
+        assert_eq!(asm_label("PyInit_x").unwrap(), "PyInit_x");
+        assert_eq!(
+            asm_label("(caf?\u{e9}").unwrap(),
+            "\\\"(caf\\?\\303\\251\\\""
+        );
+        let err = asm_label("a\\b").unwrap_err();
+        assert!(format!("{err}").contains("byte 0x5c"), "{err}");
     }
 }

@@ -4,13 +4,18 @@
 //!
 //! ```text
 //! # what the case is about
-//! run: ARGS        `dlstatic ARGS` in the scratch directory (a host.o is there)
+//! run: ARGS        `dlstatic ARGS` in the scratch directory (a host.o is there);
+//!                  `\xNN` in an argument is that byte (arguments that are not UTF-8)
 //! env: K=V         environment for that run
 //! expect: S        the one error line contains S (several allowed)
 //! ```
 //! Every case must exit non-zero without a panic, print exactly one `error:` line,
-//! and leave `out` (OUT) as it was: absent, or unchanged where the case ships one.
+//! and leave `out` (OUT) as it was: absent, or unchanged where the case ships one. A
+//! `build` whose inputs are refused leaves no `out.km/` work directory either (a link
+//! keeps its `out.km/lock`: removing a lock file others may wait on would break the lock).
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -20,7 +25,7 @@ mod common;
 use common::DLSTATIC;
 
 struct Case {
-    run: Vec<String>,
+    run: Vec<OsString>,
     env: Vec<(String, String)>,
     expect: Vec<String>,
 }
@@ -40,7 +45,7 @@ fn parse_case(text: &str) -> Result<Case, String> {
             .ok_or(format!("`{line}`: not `key: value`"))?;
         let value = value.trim().to_string();
         match key {
-            "run" => case.run = value.split_whitespace().map(String::from).collect(),
+            "run" => case.run = value.split_whitespace().map(argument).collect(),
             "env" => {
                 let (k, v) = value
                     .split_once('=')
@@ -57,6 +62,20 @@ fn parse_case(text: &str) -> Result<Case, String> {
     }
 }
 
+/// An argument with each `\xNN` turned into that byte.
+fn argument(text: &str) -> OsString {
+    let mut bytes = Vec::new();
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        let hex = rest.strip_prefix(b"\\x").and_then(|r| r.get(..2));
+        let byte = hex.and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        let (byte, used) = byte.map_or((rest[0], 1), |b| (b, 4));
+        bytes.push(byte);
+        rest = &rest[used..];
+    }
+    OsString::from_vec(bytes)
+}
+
 fn run_case(dir: &Path) -> Result<(), Failed> {
     let case = parse_case(&std::fs::read_to_string(dir.join("case")).map_err(|e| e.to_string())?)?;
     let scratch = tempfile::tempdir().unwrap();
@@ -69,6 +88,7 @@ fn run_case(dir: &Path) -> Result<(), Failed> {
         .status();
     assert!(host.unwrap().success());
     let before = std::fs::read(d.join("out")).ok();
+    let work_before = d.join("out.km").exists();
     let out = Command::new(DLSTATIC)
         .args(&case.run)
         .envs(case.env.iter().cloned())
@@ -88,6 +108,9 @@ fn run_case(dir: &Path) -> Result<(), Failed> {
     }
     if std::fs::read(d.join("out")).ok() != before {
         return Err("OUT changed".into());
+    }
+    if case.run[0] == "build" && !work_before && d.join("out.km").exists() {
+        return Err("left an out.km/ work directory behind".into());
     }
     Ok(())
 }

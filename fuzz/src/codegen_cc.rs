@@ -10,11 +10,7 @@ pub fn check(data: &[u8]) {
         return;
     };
     // names come from ELF string tables, which cannot hold a NUL
-    if table
-        .symbols
-        .iter()
-        .any(|s| s.name.contains('\0') || s.target.contains('\0'))
-    {
+    if table.symbols.iter().any(|s| s.name.contains('\0')) {
         return;
     }
     let dir = tempfile::tempdir_in(crate::scratch_dir()).expect("scratch directory");
@@ -35,6 +31,7 @@ pub fn check(data: &[u8]) {
     );
     let bytes = std::fs::read(&object).expect("read object");
     let summary = dlstatic::elf::summarize_object(&bytes).expect("cc's object reads");
+    // (symbol_name: a target that is not UTF-8 reads back as the same String)
     let referenced: std::collections::HashSet<&str> = summary
         .globals
         .iter()

@@ -14,8 +14,7 @@ pub fn renames_for(globals: Option<&[GlobalSymbol]>) -> HashMap<String, String> 
     };
     globals
         .iter()
-        // a lossy name (invalid UTF-8) is not a name rename_symbols can be asked for
-        .filter(|s| !s.name.contains('\u{fffd}'))
+        // names that are not UTF-8 included: elf::symbol_name carries them losslessly
         .map(|s| {
             (
                 s.name.clone(),

@@ -24,7 +24,7 @@ fn global_names(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
 }
 
 /// objcopy's output for `data` with `symmap`, or None when objcopy refuses the input.
-fn objcopy(data: &[u8], symmap: &str) -> Option<Vec<u8>> {
+fn objcopy(data: &[u8], symmap: &[u8]) -> Option<Vec<u8>> {
     let dir = tempfile::tempdir_in(crate::scratch_dir()).expect("scratch directory");
     let (input, map, output) = (
         dir.path().join("in.o"),

@@ -46,3 +46,25 @@ fn modules_txt_seeds() {
 fn codegen_seeds() {
     each_seed("codegen", &[codegen::check, codegen_cc::check]);
 }
+
+/// Inputs the fuzzers found defects with (fuzz/findings/`TARGET-what`), now fixed:
+/// each passes its target's check.
+#[test]
+fn findings_stay_fixed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("findings");
+    let mut findings = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let check: fn(&[u8]) = match name.split_once('-').map(|(target, _)| target) {
+            Some("archive") => archive::check,
+            Some("codegen_cc") => codegen_cc::check,
+            Some("compiler_args") => compiler_args::check,
+            Some("modules_txt") => modules_txt::check,
+            _ => panic!("{name}: no target of that name"),
+        };
+        check(&std::fs::read(&path).unwrap());
+        findings += 1;
+    }
+    assert!(findings > 0, "no findings in {}", dir.display());
+}

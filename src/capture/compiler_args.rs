@@ -219,9 +219,11 @@ pub fn split_response_file(text: &str) -> Vec<String> {
     args
 }
 
-/// For a compile with GCC LTO (`-flto`) that did not choose, `-ffat-lto-objects`: each
-/// object then holds ordinary code beside the IR, which renames and links like any other
-/// (the IR, whose names no rewriter can rename, is dropped at analysis).
+/// For a compile with GCC LTO (`-flto`), `-ffat-lto-objects` (appended: the last one
+/// wins over a `-fno-fat-lto-objects`, which CMake's IPO always passes): each object then
+/// holds ordinary code beside the IR, which renames and links like any other (the IR,
+/// whose names no rewriter can rename, is dropped at analysis). The build's own link
+/// still uses the IR, so its output is what it would be without dlstatic.
 pub fn fat_lto_flag(cmd: &CompilerCommand) -> Option<&'static str> {
     let lto = cmd
         .args
@@ -230,7 +232,7 @@ pub fn fat_lto_flag(cmd: &CompilerCommand) -> Option<&'static str> {
     let off = cmd
         .args
         .iter()
-        .any(|a| a == "-fno-lto" || a.ends_with("fat-lto-objects"));
+        .any(|a| a == "-fno-lto" || a == "-ffat-lto-objects");
     (lto && !off && !cmd.links_shared_object).then_some("-ffat-lto-objects")
 }
 

@@ -1,7 +1,10 @@
 //! The capture db: what the compiler wrapper recorded, read by every later stage.
 //!
 //! ```text
-//! DB/links/<md5>.json   one LinkRecord per shared-object link, named by the output's md5
+//! DB/links/<md5>-<path>.json  one LinkRecord per shared-object link, named by the output's
+//!                       md5 and the md5 of its path (two links of byte-identical outputs
+//!                       at two paths are two records; a relink to the same path and bytes
+//!                       replaces its record)
 //! DB/objects/<md5>.o    content-addressed copies of every relocatable object that went
 //!                       into a link (direct inputs and archive members alike)
 //! ```
@@ -125,10 +128,14 @@ impl CaptureDb {
 
     pub fn write_record(&self, record: &LinkRecord) -> Result<()> {
         let json = serde_json::to_vec_pretty(record)?;
-        write_atomic(
-            &self.root.join("links").join(format!("{}.json", record.id)),
-            &json,
-        )
+        write_atomic(&self.record_path(record), &json)
+    }
+
+    /// Where a record lives: keyed by what it links (md5) and where (output path).
+    pub fn record_path(&self, record: &LinkRecord) -> PathBuf {
+        let path_md5 = md5_hex(record.output.as_bytes());
+        let name = format!("{}-{}.json", record.id, &path_md5[..16]);
+        self.root.join("links").join(name)
     }
 
     /// The file names of the records in the db (a capture counts what it added).
@@ -179,5 +186,45 @@ impl CaptureDb {
         }
         let path = self.object_path(md5);
         std::fs::read(&path).with_context(|| format!("{}: missing from capture db", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(output: &str, bytes: &[u8]) -> LinkRecord {
+        LinkRecord {
+            version: RECORD_VERSION,
+            output: output.into(),
+            id: ModuleId::of(bytes),
+            soname: None,
+            cwd: "/build".into(),
+            driver: Driver::C,
+            argv: vec!["cc".into(), "-shared".into()],
+            inputs: Vec::new(),
+            libs: Vec::new(),
+            lib_dirs: Vec::new(),
+            linker_flags: Vec::new(),
+            undefined_roots: Vec::new(),
+            exports: vec!["f".into()],
+        }
+    }
+
+    #[test]
+    fn records_are_keyed_by_output_path_and_md5() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = CaptureDb::open(dir.path()).unwrap();
+        // byte-identical outputs at two paths: two records
+        let (a, b) = (record("/b/a/libx.so", b"x"), record("/b/b/libx.so", b"x"));
+        db.write_record(&a).unwrap();
+        db.write_record(&b).unwrap();
+        // the same path relinked to the same bytes replaces its record; other bytes add one
+        db.write_record(&a).unwrap();
+        let c = record("/b/a/libx.so", b"y");
+        db.write_record(&c).unwrap();
+        assert_eq!(db.record_names().unwrap().len(), 3);
+        // sorted by output path, then md5 (md5 "y" = 4152…, md5 "x" = 9dd4…)
+        assert_eq!(db.records().unwrap(), [c, a, b]);
     }
 }

@@ -76,6 +76,59 @@ pub fn parse_header(bytes: &[u8]) -> Result<(&Header, Endianness)> {
     Ok((header, endian))
 }
 
+/// Symbol names are bytes; dlstatic carries them as `String`s (JSON, maps, messages)
+/// in a lossless encoding: a name that is UTF-8 is itself, and each byte that is not
+/// part of a UTF-8 character becomes the private-use character U+10FF00 + byte (so do
+/// the bytes of any such character already in the name, so decoding is exact).
+/// `symbol_name` reads a name from an ELF file, `symbol_bytes` gives back the bytes
+/// written into objects and generated C.
+const NAME_BYTE_BASE: u32 = 0x10FF00;
+
+pub fn symbol_name(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    // U+10FF00..U+10FFFF is F4 8F BC..BF xx in UTF-8: no 0xF4, nothing to escape
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && !bytes.contains(&0xF4)
+    {
+        return text.into();
+    }
+    let mut name = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c as u32 >= NAME_BYTE_BASE {
+                true => c
+                    .encode_utf8(&mut [0; 4])
+                    .bytes()
+                    .for_each(|b| name.push(byte_char(b))),
+                false => name.push(c),
+            }
+        }
+        chunk
+            .invalid()
+            .iter()
+            .for_each(|&b| name.push(byte_char(b)));
+    }
+    name.into()
+}
+
+fn byte_char(b: u8) -> char {
+    char::from_u32(NAME_BYTE_BASE + b as u32).expect("U+10FF00..U+10FFFF are characters")
+}
+
+/// The bytes of a name `symbol_name` read.
+pub fn symbol_bytes(name: &str) -> std::borrow::Cow<'_, [u8]> {
+    if !name.as_bytes().contains(&0xF4) {
+        return name.as_bytes().into();
+    }
+    let mut bytes = Vec::with_capacity(name.len());
+    for c in name.chars() {
+        match (c as u32).checked_sub(NAME_BYTE_BASE) {
+            Some(byte) => bytes.push(byte as u8),
+            None => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    bytes.into()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SymbolKind {
@@ -150,7 +203,7 @@ pub fn summarize_object(bytes: &[u8]) -> Result<ObjectSummary> {
             .symbol_name(endian, sym)
             .map_err(|e| anyhow!("malformed symbol name: {e}"))?;
         summary.globals.push(GlobalSymbol {
-            name: String::from_utf8_lossy(name).into_owned(),
+            name: symbol_name(name).into_owned(),
             defined: !sym.is_undefined(endian),
             weak: sym.st_bind() == elf::STB_WEAK,
             kind: symbol_kind(sym.st_type()),
@@ -219,9 +272,7 @@ pub fn shared_object_interface(bytes: &[u8]) -> Result<SharedInterface> {
         let name = dynsym
             .symbol_name(endian, sym)
             .map_err(|e| anyhow!("{e}"))?;
-        interface
-            .exports
-            .push(String::from_utf8_lossy(name).into_owned());
+        interface.exports.push(symbol_name(name).into_owned());
     }
     interface.exports.sort();
     interface.exports.dedup();
@@ -254,10 +305,36 @@ pub fn executable_globals(bytes: &[u8]) -> Result<Vec<(String, SymbolKind, u64)>
             continue;
         }
         out.push((
-            String::from_utf8_lossy(name).into_owned(),
+            symbol_name(name).into_owned(),
             symbol_kind(sym.st_type()),
             sym.st_size(endian),
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbol_names_round_trip_any_bytes() {
+        let names: [&[u8]; 6] = [
+            b"PyInit_x",
+            "caf\u{e9}".as_bytes(),
+            b"a.\xef",
+            b"\xff\xfe_km",
+            "\u{10FF41}\u{10FFFF}".as_bytes(),
+            b"\xf4\x8f\xbc",
+        ];
+        for bytes in names {
+            let name = symbol_name(bytes);
+            assert_eq!(&*symbol_bytes(&name), bytes, "{name:?}");
+        }
+        assert!(matches!(
+            symbol_name(b"PyInit_x"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(symbol_name(b"a.\xef"), "a.\u{10FFEF}");
+    }
 }

@@ -14,7 +14,7 @@ use anyhow::{Result, anyhow, bail};
 use object::elf;
 use object::read::elf::{FileHeader, SectionHeader, Sym};
 
-use crate::elf::parse_header;
+use crate::elf::{parse_header, symbol_bytes, symbol_name};
 
 const SYM64_SIZE: usize = 24;
 const ST_NAME_OFFSET: usize = 0;
@@ -89,12 +89,12 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
         let name = symbols
             .symbol_name(endian, sym)
             .map_err(|e| anyhow!("malformed symbol name: {e}"))?;
-        let Some(new_name) = std::str::from_utf8(name).ok().and_then(|n| renames.get(n)) else {
+        let Some(new_name) = renames.get(&*symbol_name(name)) else {
             continue;
         };
         let offset = *appended.entry(new_name.as_str()).or_insert_with(|| {
             let at = new_strings.len() as u32;
-            new_strings.extend_from_slice(new_name.as_bytes());
+            new_strings.extend_from_slice(&symbol_bytes(new_name));
             new_strings.push(0);
             at
         });
@@ -115,11 +115,12 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
     }))
 }
 
-/// The `<base>.km.symmap` text: `old new` per line, sorted (objcopy --redefine-syms format).
-pub fn symmap_text(renames: &HashMap<String, String>) -> String {
-    let mut lines: Vec<_> = renames
+/// The `<base>.km.symmap` file: `old new` per line, sorted (objcopy --redefine-syms
+/// format), names as the bytes they are in the objects.
+pub fn symmap_text(renames: &HashMap<String, String>) -> Vec<u8> {
+    let mut lines: Vec<Vec<u8>> = renames
         .iter()
-        .map(|(old, new)| format!("{old} {new}\n"))
+        .map(|(old, new)| [&*symbol_bytes(old), b" ", &symbol_bytes(new), b"\n"].concat())
         .collect();
     lines.sort();
     lines.concat()

@@ -58,10 +58,7 @@ fn prepare(db: &CaptureDb, planned: &PlannedModule, work: &LinkWork) -> Result<b
     }
     let renames = module.renames();
     let moved = write_renamed_archive(db, module, &renames, &file(ModuleFile::Archive))?;
-    write_atomic(
-        &file(ModuleFile::Symmap),
-        rename::symmap_text(&renames).as_bytes(),
-    )?;
+    write_atomic(&file(ModuleFile::Symmap), &rename::symmap_text(&renames))?;
     write_atomic(&file(ModuleFile::Id), format!("{}\n", module.id).as_bytes())?;
     let mut table = Table::for_module(module);
     table.set_initfini(&moved);

@@ -46,6 +46,11 @@ pub fn records(request: &Request) -> Result<(Vec<CaptureDb>, Vec<(usize, LinkRec
         );
         dbs.push(db);
     }
+    // byte-identical outputs linked at two paths are two records and one module: the
+    // same bytes, so the same id, registered once and served for both paths (each
+    // path's stub names that id); the first by output path stands for them
+    let mut ids = BTreeSet::new();
+    selected.retain(|(_, record)| ids.insert(record.id.clone()));
     if selected.is_empty() && !request.only.is_empty() {
         bail!(
             "{}: no captured shared object matches --only {}",

@@ -35,47 +35,128 @@ const PIP_OPTIONS: &[&str] = &[
     "--trusted-host",
 ];
 
+/// Bounds on what a modules file and its `-r` includes may be: a modules file is a few
+/// kB, and `-r /dev/zero` or a file including itself must end in one error, not in
+/// gigabytes or minutes.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+const MAX_TOTAL_BYTES: u64 = 16 << 20;
+const MAX_FILES: usize = 1000;
+const MAX_DEPTH: usize = 16;
+
 pub fn parse_file(path: &Path) -> Result<Vec<Requirement>> {
-    let mut out = Vec::new();
-    parse_into(path, &mut out, 0)?;
-    Ok(out)
+    let mut reader = Reader::default();
+    let text = reader.read(path)?;
+    reader.parse_text(&text, path)?;
+    Ok(reader.requirements)
 }
 
-fn parse_into(path: &Path, out: &mut Vec<Requirement>, depth: usize) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read modules file", path.display()))?;
-    // absolute, so local paths still name the same tree when pip runs in another directory
-    let base = std::path::absolute(path)?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let base = base.as_path();
-    for (index, raw) in text.lines().enumerate() {
-        let origin = format!("{}:{}", path.display(), index + 1);
-        let line = strip_comment(raw).trim();
-        if line.is_empty() {
-            continue;
+/// `text` read as the modules file `path` (which names its lines and is where `-r` and
+/// local paths are found from), without reading `path` itself.
+pub fn parse_str(text: &str, path: &Path) -> Result<Vec<Requirement>> {
+    let mut reader = Reader::default();
+    reader.parse_text(text, path)?;
+    Ok(reader.requirements)
+}
+
+/// One modules file and what it includes, read depth first.
+#[derive(Default)]
+struct Reader {
+    requirements: Vec<Requirement>,
+    /// The files being read, outermost first: where a `-r` cycle shows.
+    including: Vec<PathBuf>,
+    files_read: usize,
+    bytes_read: u64,
+}
+
+impl Reader {
+    /// The text of one file, within the bounds.
+    fn read(&mut self, path: &Path) -> Result<String> {
+        use std::io::Read;
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("{}: cannot read modules file", path.display()))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("{}: cannot read modules file", path.display()))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            bail!(
+                "{}: larger than {} MiB: not a modules file",
+                path.display(),
+                MAX_FILE_BYTES >> 20
+            );
         }
-        if let Some(included) = line
-            .strip_prefix("-r ")
-            .or_else(|| line.strip_prefix("--requirement "))
-        {
-            if depth > 16 {
-                bail!("{origin}: -r nests too deep (a file including itself?)");
-            }
-            let included: PathBuf = base.join(included.trim());
-            parse_into(&included, out, depth + 1)
-                .with_context(|| format!("{origin}: in -r {}", included.display()))?;
-            continue;
+        self.files_read += 1;
+        self.bytes_read += bytes.len() as u64;
+        if self.files_read > MAX_FILES || self.bytes_read > MAX_TOTAL_BYTES {
+            bail!(
+                "{}: -r includes read more than {MAX_FILES} files or {} MiB in all",
+                path.display(),
+                MAX_TOTAL_BYTES >> 20
+            );
         }
-        let requirement =
-            parse_line(line, base).map_err(|why| anyhow::anyhow!("{origin}: {why}: `{line}`"))?;
-        out.push(Requirement {
-            origin,
-            ..requirement
-        });
+        String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text: not a modules file", path.display()))
     }
-    Ok(())
+
+    fn parse_text(&mut self, text: &str, path: &Path) -> Result<()> {
+        // absolute, so local paths still name the same tree when pip runs in another directory
+        let path = std::path::absolute(path)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.including.push(path.clone());
+        for (index, raw) in text.lines().enumerate() {
+            let origin = format!("{}:{}", path.display(), index + 1);
+            let line = strip_comment(raw).trim();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(included) = line
+                .strip_prefix("-r ")
+                .or_else(|| line.strip_prefix("--requirement "))
+            {
+                self.include(&origin, &base.join(included.trim()))?;
+                continue;
+            }
+            let requirement = parse_line(line, &base)
+                .map_err(|why| anyhow::anyhow!("{origin}: {why}: `{line}`"))?;
+            self.requirements.push(Requirement {
+                origin,
+                ..requirement
+            });
+        }
+        self.including.pop();
+        Ok(())
+    }
+
+    /// `-r included` on the line `origin`: errors in the included file name their own
+    /// file and line, so only the ones about the include itself name `origin`.
+    fn include(&mut self, origin: &str, included: &Path) -> Result<()> {
+        let included = std::path::absolute(included)?;
+        let same = |a: &Path| a == included || same_file(a, &included);
+        if let Some(start) = self.including.iter().position(|p| same(p)) {
+            let cycle: Vec<String> = self.including[start..]
+                .iter()
+                .chain([&included])
+                .map(|p| p.display().to_string())
+                .collect();
+            bail!("{origin}: -r cycle: {}", cycle.join(" → "));
+        }
+        if self.including.len() > MAX_DEPTH {
+            bail!("{origin}: -r nests more than {MAX_DEPTH} files deep");
+        }
+        let text = self
+            .read(&included)
+            .map_err(|e| anyhow::anyhow!("{origin}: -r {e:#}"))?;
+        self.parse_text(&text, &included)
+    }
+}
+
+/// Two names of one file (a symlink, `./a.txt` and `a.txt`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// `#` starts a comment when it begins the line or follows whitespace (a URL fragment
@@ -285,6 +366,48 @@ mod tests {
                 "{line}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn a_cycle_is_one_line_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "idna==3.7\n-r b.txt\n").unwrap();
+        std::fs::write(dir.path().join("b.txt"), "# b\n-r ./a.txt\n").unwrap();
+        let err = parse_file(&dir.path().join("a.txt")).unwrap_err();
+        let text = format!("{err:#}");
+        let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+        let (a, b) = (a.display(), b.display());
+        assert_eq!(text, format!("{b}:2: -r cycle: {a} → {b} → {a}"));
+    }
+
+    #[test]
+    fn includes_are_bounded_in_size_count_and_depth() {
+        let started = std::time::Instant::now();
+        let err = pips("-r /dev/zero\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("modules.txt:1: -r /dev/zero: larger than 1 MiB"),
+            "{err:#}"
+        );
+        assert!(started.elapsed().as_secs() < 5);
+        // every file includes the next one twice: 2^16 reads unless counted
+        let dir = tempfile::tempdir().unwrap();
+        for level in 0..17 {
+            let text = format!("-r f{0}.txt\n-r f{0}.txt\n", level + 1);
+            std::fs::write(dir.path().join(format!("f{level}.txt")), text).unwrap();
+        }
+        std::fs::write(dir.path().join("f17.txt"), "idna==3.7\n").unwrap();
+        let err = parse_file(&dir.path().join("f0.txt")).unwrap_err();
+        assert!(format!("{err:#}").contains("nests more than 16"), "{err:#}");
+        for level in 0..12 {
+            let text = format!("-r f{0}.txt\n-r f{0}.txt\n", level + 1);
+            std::fs::write(dir.path().join(format!("f{level}.txt")), text).unwrap();
+        }
+        std::fs::write(dir.path().join("f12.txt"), "idna==3.7\n").unwrap();
+        let err = parse_file(&dir.path().join("f0.txt")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("more than 1000 files"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::python::packages::{Package, command, content_digest, text};
 
 const SDIST_BACKEND: &str = include_str!("sdist_backend.py");
 
-/// Bumped when a cached package build changes layout or meaning.
-const PACKAGE_CACHE_FORMAT: u32 = 1;
+/// Bumped when a cached package build changes layout or meaning (2: LTO compiles are
+/// fat even where the build asked for slim objects).
+const PACKAGE_CACHE_FORMAT: u32 = 2;
 
 /// `pip install --report`: what pip resolved modules.txt to.
 #[derive(Deserialize)]
