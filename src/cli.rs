@@ -172,6 +172,14 @@ struct BuildArgs {
     /// Link a static-pie executable (glibc's -static-pie): loaded at a random address
     #[arg(long)]
     pie: bool,
+    /// Link only the libc functions something calls: ctypes' CDLL(None) and cffi's
+    /// ffi.dlopen(None) then miss the rest of glibc (the interpreter is ~0.6 MB smaller)
+    #[arg(long)]
+    no_libc_exports: bool,
+    /// Keep packages' own test packages (directories named `tests` below
+    /// site-packages) and their extension modules: linked, verified and shipped
+    #[arg(long)]
+    keep_tests: bool,
     /// Print the wall time of each stage at the end
     #[arg(long)]
     timings: bool,
@@ -192,6 +200,8 @@ impl From<BuildArgs> for BuildOptions {
             link_args: a.link_args,
             eager_constructors: a.eager_constructors,
             pie: a.pie,
+            libc_exports: !a.no_libc_exports,
+            keep_tests: a.keep_tests,
             timings: a.timings,
         }
     }
@@ -253,6 +263,10 @@ struct LinkInputs {
     /// Link a static-pie executable (glibc's -static-pie): loaded at a random address
     #[arg(long)]
     pie: bool,
+    /// Do not force glibc's public functions into the link: dlopen(NULL) and
+    /// dlopen("libc.so.6") then offer only the libc functions something calls
+    #[arg(long)]
+    no_libc_exports: bool,
     /// Objects, archives and -l flags of the main program, then optionally
     /// `-- LINKER_ARGS…` for the end of the final link line
     #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
@@ -296,6 +310,7 @@ impl LinkInputs {
                 linker_args,
                 eager_constructors: self.eager_constructors,
                 pie: self.pie,
+                libc_exports: !self.no_libc_exports,
             },
             work,
         })

@@ -24,7 +24,11 @@ fn numpy_from_sdist_works_and_matches_the_dynamic_build() {
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("numpy");
     let _ = std::fs::remove_dir_all(&scratch);
     let out = scratch.join("dist");
-    let result = build(&out, &["--modules", "tests/packages/numpy.txt"]);
+    // --keep-tests: numpy's own test packages, run below, stay in the payload
+    let result = build(
+        &out,
+        &["--modules", "tests/packages/numpy.txt", "--keep-tests"],
+    );
     let report = String::from_utf8_lossy(&result.stdout);
     assert!(result.status.success(), "{report}\n{}", stderr(&result));
 

@@ -119,6 +119,13 @@ impl LinkLine {
         );
         inputs.push("-Wl,--no-whole-archive".into());
         inputs.push(path_arg(runtime));
+        // EXTERN(…) of glibc's public functions (plan/libc_exports.rs)
+        inputs.extend(
+            plan.program
+                .libc_exports
+                .iter()
+                .map(|e| path_arg(&e.script)),
+        );
         let mut tail = vec!["-Wl,--start-group".to_string()];
         tail.extend(plan.system_libs.iter().map(|l| path_arg(&l.archive)));
         tail.push("-Wl,--end-group".into());

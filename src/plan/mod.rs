@@ -7,6 +7,7 @@
 //! reports on the same Plan; `dlstatic plan --json` prints it.
 
 pub mod analyze;
+pub mod libc_exports;
 pub mod members;
 pub mod program;
 pub mod resolve;
@@ -55,6 +56,9 @@ pub struct ProgramSettings {
     pub eager_constructors: bool,
     /// Link a static-pie executable (glibc's `-static-pie`) instead of `-static`.
     pub pie: bool,
+    /// Force glibc's public functions into the link, so `dlopen(NULL)` and
+    /// `dlopen("libc.so.6")` offer all of them, as in a dynamic process (libc_exports.rs).
+    pub libc_exports: bool,
 }
 
 /// One module of the link.

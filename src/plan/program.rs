@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::Request;
+use super::libc_exports::{self, LibcExports};
 use super::system_libs::{self, SystemLib};
 use crate::elf;
 use crate::toolchain::{Driver, find_in_compiler_search_path};
@@ -64,6 +65,8 @@ pub struct Program {
     /// What the program's own relocatable inputs define (not its archives' members):
     /// dlsym(RTLD_NEXT) from the program skips them.
     pub own: HashSet<String>,
+    /// glibc's public functions forced into the link (ProgramSettings::libc_exports).
+    pub libc_exports: Option<LibcExports>,
 }
 
 impl Program {
@@ -73,6 +76,7 @@ impl Program {
             archives: Vec::new(),
             names: LINKER_DEFINED.iter().map(|s| s.to_string()).collect(),
             own: HashSet::new(),
+            libc_exports: None,
         };
         let settings = &request.program;
         let arguments: Vec<&String> = settings
@@ -116,7 +120,41 @@ impl Program {
         for archive in runtime.into_iter().filter_map(find_in_compiler_search_path) {
             program.add_archive(&archive, false)?;
         }
+        if settings.libc_exports {
+            program.force_libc_exports()?;
+        }
         Ok(program)
+    }
+
+    /// glibc's public functions become undefined names of the link, as ld's `-u` makes
+    /// them: the libc.a members defining them are pulled like any other.
+    fn force_libc_exports(&mut self) -> Result<()> {
+        let (Some(so), Some(archive)) = (
+            find_in_compiler_search_path("libc.so.6"),
+            find_in_compiler_search_path("libc.a"),
+        ) else {
+            bail!(
+                "libc.so.6 or libc.a: not found by the compiler (install libc6-dev, or link with --no-libc-exports)"
+            );
+        };
+        let cache = crate::python::cpython::cache_root().join("libc-exports");
+        let exports = libc_exports::for_libc(&so, &archive, &cache)?;
+        let globals = exports.names.iter().map(|name| elf::GlobalSymbol {
+            name: name.clone(),
+            defined: false,
+            weak: false,
+            kind: elf::SymbolKind::Func,
+            size: 0,
+        });
+        self.objects.push(Object {
+            origin: exports.script.display().to_string(),
+            summary: elf::ObjectSummary {
+                globals: globals.collect(),
+                ..Default::default()
+            },
+        });
+        self.libc_exports = Some(exports);
+        Ok(())
     }
 
     pub fn provides(&self, name: &str) -> bool {

@@ -48,6 +48,10 @@ pub struct BuildOptions {
     pub eager_constructors: bool,
     /// Link static-pie.
     pub pie: bool,
+    /// Force glibc's public functions into the link (ProgramSettings::libc_exports).
+    pub libc_exports: bool,
+    /// Keep packages' test packages and their extension modules.
+    pub keep_tests: bool,
     /// Print the time each stage took.
     pub timings: bool,
 }
@@ -88,7 +92,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     }
     timings.lap("CPython");
     let packages = (inputs.packages.as_ref())
-        .map(|set| site::install_packages(set, &python, &work))
+        .map(|set| site::install_packages(set, &python, &work, options.keep_tests))
         .transpose()?;
     timings.lap("packages");
 
@@ -135,6 +139,7 @@ struct Inputs {
     linker_args: Vec<String>,
     eager_constructors: bool,
     pie: bool,
+    libc_exports: bool,
     /// Changes whenever anything OUT is made from does.
     key: String,
 }
@@ -176,6 +181,7 @@ impl Inputs {
             linker_args,
             eager_constructors: options.eager_constructors,
             pie: options.pie,
+            libc_exports: options.libc_exports,
             key,
         })
     }
@@ -212,6 +218,7 @@ fn plan_and_audit(
             linker_args,
             eager_constructors: inputs.eager_constructors,
             pie: inputs.pie,
+            libc_exports: inputs.libc_exports,
         },
         work: &link_work,
     })
@@ -255,6 +262,7 @@ fn link_and_assemble(
     let payload_options = PayloadOptions {
         keep_so: options.keep_so,
         full_stdlib: options.full_stdlib,
+        keep_tests: options.keep_tests,
     };
     let modules: Vec<&Module> = plan.modules.iter().map(|m| &m.module).collect();
     let site = packages.map(|p| (p.installed.site.as_path(), &p.modules));
@@ -295,6 +303,13 @@ fn report_built(out: &Path, version: &str, manifest: &Manifest, started: Instant
         manifest.modules.len() - stdlib,
         started.elapsed()
     );
+    if manifest.test_files_left_out > 0 {
+        eprintln!(
+            "dlstatic: left out packages' test packages: {} files, {} of them extension modules (--keep-tests keeps them)",
+            manifest.test_files_left_out,
+            manifest.test_modules_left_out.len()
+        );
+    }
 }
 
 /// Everything the payload is made from: when OUT was built with the same key, a build
@@ -308,7 +323,7 @@ fn build_key(
     let mut context = md5::Context::new();
     context.consume(this_dlstatic()?);
     let settings = format!(
-        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\0{}",
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\0{}\0{}\0{}",
         packages.map_or("", |p| p.key.as_str()),
         skip.join(" "),
         options.keep_so,
@@ -317,7 +332,9 @@ fn build_key(
         options.linker,
         options.link_args,
         options.eager_constructors,
-        options.pie
+        options.pie,
+        options.libc_exports,
+        options.keep_tests
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))

@@ -22,6 +22,13 @@ use crate::plan::analyze::Module;
 /// static libpython (useful only for embedding).
 const OPTIONAL_STDLIB: &[&str] = &["test", "idlelib", "tkinter", "turtledemo", "ensurepip"];
 
+/// A directory of this name anywhere below site-packages is a package's own test
+/// package (`greenlet/tests`, `numpy/_core/tests`, `simplejson/tests`): left out of the
+/// payload with its extension modules unless `--keep-tests`, as the stdlib's `test/` is.
+/// `test` and `testing` are not matched: they are often public API (`django.test`,
+/// `numpy.testing`, `sqlalchemy.testing`).
+const TEST_PACKAGE_DIR: &str = "tests";
+
 /// nsswitch.conf names only what static glibc has built in: with `systemd` listed it
 /// would try to dlopen libnss_systemd.so.
 const ETC_FILES: &[(&str, &str)] = &[
@@ -69,6 +76,12 @@ pub struct Manifest {
     pub modules: Vec<ManifestModule>,
     /// lib-dynload files with no linked module (skipped); left out of the payload.
     pub skipped: Vec<String>,
+    /// Packages' test packages left out (TEST_PACKAGE_DIR): how many files, and the
+    /// extension modules among them (paths relative to site-packages).
+    #[serde(default)]
+    pub test_files_left_out: usize,
+    #[serde(default)]
+    pub test_modules_left_out: Vec<String>,
     /// Package -> Python code that `verify` runs after the imports (the packages' own
     /// smoke tests, from `smoke/<package>.py` next to modules.txt).
     #[serde(default)]
@@ -96,6 +109,13 @@ pub struct ManifestModule {
 pub struct PayloadOptions {
     pub keep_so: bool,
     pub full_stdlib: bool,
+    /// Keep packages' test packages (TEST_PACKAGE_DIR).
+    pub keep_tests: bool,
+}
+
+/// Whether `rel`, a path below site-packages, is a package's test package or lies in one.
+pub fn in_test_package(rel: &Path) -> bool {
+    rel.components().any(|c| c.as_os_str() == TEST_PACKAGE_DIR)
 }
 
 /// Fill `root` (which already holds bin/python3.X) from the installed stdlib and, when
@@ -119,11 +139,14 @@ pub fn assemble(
         dynamic_python: text(&installed.join("bin").join(&python)),
         modules: Vec::new(),
         skipped: Vec::new(),
+        test_files_left_out: 0,
+        test_modules_left_out: Vec::new(),
         smoke_tests: Default::default(),
     };
     let mut place = Placer {
         by_id: modules.iter().map(|m| (&m.id, *m)).collect(),
         keep_so: options.keep_so,
+        keep_tests: options.keep_tests,
         manifest: &mut manifest,
     };
     place.stdlib_modules(&stdlib_from, &stdlib_to, &python)?;
@@ -208,6 +231,7 @@ fn recompile(dynamic_python: &str, source: &Path) -> Result<()> {
 struct Placer<'a> {
     by_id: HashMap<&'a ModuleId, &'a Module>,
     keep_so: bool,
+    keep_tests: bool,
     manifest: &'a mut Manifest,
 }
 
@@ -230,7 +254,8 @@ impl Placer<'_> {
     }
 
     /// The site directory as site-packages: everything but the extension modules as it
-    /// is, those as stubs; each must have been linked.
+    /// is, those as stubs; each must have been linked. Test packages are left out
+    /// unless kept, and counted.
     fn site_modules(
         &mut self,
         site: &Path,
@@ -239,12 +264,18 @@ impl Placer<'_> {
         python: &str,
     ) -> Result<()> {
         let site_to = stdlib_to.join("site-packages");
+        let keep_tests = self.keep_tests;
+        let left_out = |rel: &Path| !keep_tests && in_test_package(rel);
         fsutil::copy_tree(site, &site_to, &|rel| {
-            rel.extension().is_some_and(|e| e == "so")
+            rel.extension().is_some_and(|e| e == "so") || left_out(rel)
         })?;
+        self.count_left_out_tests(site, &left_out)?;
         let owners = distribution_owners(site)?;
         for so in extension_files(site)? {
             let rel = so.strip_prefix(site).unwrap();
+            if left_out(rel) {
+                continue;
+            }
             let rel_text = text(rel);
             let mut parts: Vec<String> = rel
                 .iter()
@@ -260,6 +291,27 @@ impl Placer<'_> {
                     "{}: installed by {owner}, but its module was not linked",
                     so.display()
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// The files below `site` that `left_out` leaves out, and the extension modules
+    /// among them, into the manifest.
+    fn count_left_out_tests(
+        &mut self,
+        site: &Path,
+        left_out: &dyn Fn(&Path) -> bool,
+    ) -> Result<()> {
+        for entry in walkdir::WalkDir::new(site).sort_by_file_name() {
+            let entry = entry.with_context(|| format!("{}: cannot read", site.display()))?;
+            let rel = entry.path().strip_prefix(site).unwrap();
+            if entry.file_type().is_dir() || !left_out(rel) {
+                continue;
+            }
+            self.manifest.test_files_left_out += 1;
+            if rel.extension().is_some_and(|e| e == "so") {
+                self.manifest.test_modules_left_out.push(text(rel));
             }
         }
         Ok(())
@@ -345,4 +397,31 @@ fn distribution_owners(site: &Path) -> Result<HashMap<String, String>> {
         }
     }
     Ok(owners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_packages_are_directories_named_tests() {
+        for rel in [
+            "greenlet/tests/_test_extension.cpython-311-x86_64-linux-gnu.so",
+            "numpy/_core/tests/test_api.py",
+            "simplejson/tests/__init__.py",
+            "tests/conftest.py",
+            "greenlet/tests",
+        ] {
+            assert!(in_test_package(Path::new(rel)), "{rel}");
+        }
+        for rel in [
+            "numpy/testing/__init__.py",
+            "django/test/client.py",
+            "sqlalchemy/testing/fixtures.py",
+            "mypkg/tests.py",
+            "pytest_tests/x.py",
+        ] {
+            assert!(!in_test_package(Path::new(rel)), "{rel}");
+        }
+    }
 }

@@ -25,11 +25,13 @@ pub struct Packages {
     pub sources: Vec<Source>,
 }
 
-/// Install the packages of `set` and match their extension modules to captured links.
+/// Install the packages of `set` and match their extension modules to captured links;
+/// those of test packages only when `keep_tests` (payload::in_test_package).
 pub fn install_packages(
     set: &PackageSet,
     python: &CpythonBuild,
     work: &BuildWork,
+    keep_tests: bool,
 ) -> Result<Packages> {
     let installed = packages::install(set, python, &work.packages())?;
     if installed.reused {
@@ -39,7 +41,7 @@ pub fn install_packages(
             work.packages().display()
         );
     }
-    let (modules, sources) = match_installed_modules(&installed.site, &installed.dbs)?;
+    let (modules, sources) = match_installed_modules(&installed.site, &installed.dbs, keep_tests)?;
     Ok(Packages {
         installed,
         modules,
@@ -82,10 +84,12 @@ pub fn describe_packages(
 /// The module id (md5 of the linked output) of every extension module installed below
 /// `site`: by the installed file's md5, or, where the install step changed the file
 /// (CMake rewrites RPATHs), by the one captured link with the same file name; and, for
-/// each db that holds any of them, their ids (what link and audit take from it).
+/// each db that holds any of them, their ids (what link and audit take from it). The
+/// modules of test packages are not taken unless `keep_tests`.
 fn match_installed_modules(
     site: &Path,
     dbs: &[PathBuf],
+    keep_tests: bool,
 ) -> Result<(BTreeMap<PathBuf, ModuleId>, Vec<Source>)> {
     let mut records: Vec<(usize, LinkRecord)> = Vec::new();
     for (index, db) in dbs.iter().enumerate() {
@@ -99,6 +103,9 @@ fn match_installed_modules(
     let mut matched = BTreeMap::new();
     let mut ids_by_db = vec![BTreeSet::new(); dbs.len()];
     for so in payload::extension_files(site)? {
+        if !keep_tests && payload::in_test_package(so.strip_prefix(site).unwrap()) {
+            continue;
+        }
         let id = ModuleId::of(
             &std::fs::read(&so).with_context(|| format!("{}: cannot read", so.display()))?,
         );
