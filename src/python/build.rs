@@ -50,9 +50,25 @@ pub struct BuildOptions {
     pub pie: bool,
     /// Print the time each stage took.
     pub timings: bool,
+    /// Build every package, leaving out those that fail (exit code PARTIAL_EXIT_CODE).
+    pub keep_going: bool,
+    /// `--cc-launcher` for the packages' compiles.
+    pub cc_launcher: Option<String>,
 }
 
-pub fn build(options: &BuildOptions) -> Result<()> {
+/// What `build` made of OUT.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Built {
+    /// Everything modules.txt asks for (or OUT was up to date).
+    Complete,
+    /// With `--keep-going`: the payload lacks packages that failed to build.
+    Partial,
+}
+
+/// `dlstatic build`'s exit code for a `Built::Partial` payload.
+pub const PARTIAL_EXIT_CODE: i32 = 3;
+
+pub fn build(options: &BuildOptions) -> Result<Built> {
     let started = Instant::now();
     let mut timings = Timings::new(options.timings);
     let out = std::path::absolute(&options.out)?;
@@ -67,7 +83,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         );
         timings.lap("check inputs");
         timings.print();
-        return Ok(());
+        return Ok(Built::Complete);
     }
     std::fs::create_dir_all(work.logs())
         .with_context(|| format!("{}: cannot create", work.logs().display()))?;
@@ -87,9 +103,15 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         );
     }
     timings.lap("CPython");
+    let install_options = packages::InstallOptions {
+        jobs: options.jobs,
+        keep_going: options.keep_going,
+        cc_launcher: options.cc_launcher.clone(),
+    };
     let packages = (inputs.packages.as_ref())
-        .map(|set| site::install_packages(set, &python, &work))
+        .map(|set| site::install_packages(set, &python, &work, &install_options))
         .transpose()?;
+    let failed = packages.as_ref().map_or(&[][..], |p| &p.installed.failed);
     timings.lap("packages");
 
     let parent = out.parent().unwrap_or(Path::new("."));
@@ -118,10 +140,15 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     stamp.clear();
     replace_dir(root, &out)?;
     let _ = staging.keep();
-    stamp.write(&inputs.key)?;
     report_built(&out, &python.version, &manifest, started);
     timings.print();
-    Ok(())
+    if !failed.is_empty() {
+        // no stamp: the next build tries the failed packages again
+        report_failed(failed);
+        return Ok(Built::Partial);
+    }
+    stamp.write(&inputs.key)?;
+    Ok(Built::Complete)
 }
 
 /// What a build is made from, read and checked before anything runs.
@@ -295,6 +322,25 @@ fn report_built(out: &Path, version: &str, manifest: &Manifest, started: Instant
         manifest.modules.len() - stdlib,
         started.elapsed()
     );
+}
+
+/// `--keep-going`'s summary: each package left out, why, and its log.
+fn report_failed(failed: &[packages::FailedPackage]) {
+    eprintln!(
+        "dlstatic: {} package{} failed to build and {} left out (exit code {PARTIAL_EXIT_CODE}):",
+        failed.len(),
+        if failed.len() == 1 { "" } else { "s" },
+        if failed.len() == 1 { "is" } else { "are" }
+    );
+    for package in failed {
+        eprintln!(
+            "  {} {}: {} (log: {})",
+            package.name,
+            package.version,
+            package.cause,
+            package.log.display()
+        );
+    }
 }
 
 /// Everything the payload is made from: when OUT was built with the same key, a build
