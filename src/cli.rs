@@ -50,6 +50,9 @@ every step, including `verify`, worked; a build whose inputs (CPython source, mo
 its local trees, skip list, options, dlstatic itself) are those OUT was built from does nothing.
 The CPython build is cached in ~/.cache/dlstatic/cpython/<source md5>/ ($DLSTATIC_CACHE), each
 package from an index or a local tree in ~/.cache/dlstatic/packages/, shared by every OUT.
+Packages build up to --jobs at a time, each logging to OUT.km/packages/logs/<name>.log.
+Exit code: 0 built (or up to date), 1 failed (OUT left as it was), 3 built without the
+packages that failed (--keep-going; the summary names each with its cause and log).
 Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'"
     )]
     Build(BuildArgs),

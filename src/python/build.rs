@@ -106,7 +106,7 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
     let install_options = packages::InstallOptions {
         jobs: options.jobs,
         keep_going: options.keep_going,
-        cc_launcher: options.cc_launcher.clone(),
+        cc_launcher: inputs.cc_launcher.clone(),
     };
     let packages = (inputs.packages.as_ref())
         .map(|set| site::install_packages(set, &python, &work, &install_options))
@@ -162,6 +162,8 @@ struct Inputs {
     linker_args: Vec<String>,
     eager_constructors: bool,
     pie: bool,
+    /// `--cc-launcher`, found (its path).
+    cc_launcher: Option<String>,
     /// Changes whenever anything OUT is made from does.
     key: String,
 }
@@ -191,6 +193,10 @@ impl Inputs {
             None => Vec::new(),
         };
         linker_args.extend(options.link_args.iter().cloned());
+        let cc_launcher = (options.cc_launcher.as_deref())
+            .map(crate::capture::launcher::find)
+            .transpose()?
+            .map(|path| path.to_string_lossy().into_owned());
         let source_key = cpython::source_key(&source)?;
         let packages = options.modules.as_deref().map(packages::plan).transpose()?;
         let key = build_key(options, &source_key, packages.as_ref(), &skip)?;
@@ -203,6 +209,7 @@ impl Inputs {
             linker_args,
             eager_constructors: options.eager_constructors,
             pie: options.pie,
+            cc_launcher,
             key,
         })
     }
