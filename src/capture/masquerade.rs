@@ -121,3 +121,24 @@ pub fn real_path() -> Option<OsString> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::join_paths(std::env::split_paths(&path).filter(|p| *p != dir)).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiler_names_map_to_their_driver() {
+        for (name, driver) in [
+            ("cc", Driver::C),
+            ("x86_64-linux-gnu-gcc", Driver::C),
+            ("clang++", Driver::Cxx),
+            ("gfortran", Driver::Fortran),
+            ("x86_64-linux-gnu-gfortran", Driver::Fortran),
+            ("f77", Driver::Fortran),
+        ] {
+            assert!(is_compiler_name(name), "{name}");
+            assert_eq!(driver_named(name), driver, "{name}");
+        }
+        assert!(!is_compiler_name("gfortran-wrapper"));
+    }
+}
