@@ -44,6 +44,13 @@ struct DownloadInfo {
     url: String,
 }
 
+impl ReportItem {
+    /// A pure-Python wheel: installed as it is, nothing compiled.
+    fn is_pure_wheel(&self) -> bool {
+        self.download_info.url.ends_with("-none-any.whl")
+    }
+}
+
 /// What every package build shares.
 pub(super) struct Builder {
     pub pip: PathBuf,
@@ -58,9 +65,9 @@ pub(super) struct Builder {
     /// copies of the local trees → the digest of the original's contents
     pub tree_digests: HashMap<PathBuf, String>,
     pub dir: PathBuf,
-    /// Packages built at once, and the jobs each one's own build gets.
+    /// Packages built at once, and the jobs they share.
     pub workers: usize,
-    pub jobs_each: usize,
+    pub jobs: usize,
     /// `--cc-launcher` for the packages' compiles
     pub cc_launcher: Option<String>,
 }
@@ -93,7 +100,8 @@ impl Builder {
                     while keep_going || !failed.load(Ordering::SeqCst) {
                         let index = next.fetch_add(1, Ordering::SeqCst);
                         let Some(item) = items.get(index) else { break };
-                        let result = self.build(item, &log_of(logs, item));
+                        let jobs = jobs_for(self.jobs, self.workers, &items[index..]);
+                        let result = self.build(item, &log_of(logs, item), jobs);
                         failed.fetch_or(result.is_err(), Ordering::SeqCst);
                         results.lock().unwrap()[index] = result;
                     }
@@ -110,10 +118,10 @@ impl Builder {
         }
     }
 
-    /// Build and install one package on its own, logging to `log`, or find it built in
-    /// the cache (its log is copied to `log`). Returns the package and the directory
-    /// holding its `site/`, `db/` and `build.log`.
-    fn build(&self, item: &ReportItem, log: &Path) -> Result<Built> {
+    /// Build and install one package on its own with `jobs` jobs, logging to `log`, or
+    /// find it built in the cache (its log is copied to `log`). Returns the package and
+    /// the directory holding its `site/`, `db/` and `build.log`.
+    fn build(&self, item: &ReportItem, log: &Path, jobs: usize) -> Result<Built> {
         let ReportMetadata { name, version } = &item.metadata;
         let url = &item.download_info.url;
         let local = url
@@ -136,7 +144,7 @@ impl Builder {
         let staging = tempfile::Builder::new()
             .prefix(".building-")
             .tempdir_in(&parent)?;
-        let package = self.build_into(item, local, staging.path(), log)?;
+        let package = self.build_into(item, local, staging.path(), log, jobs)?;
         let place = cached.unwrap_or_else(|| self.dir.join("builds").join(name));
         move_into_place(staging.keep(), &place)?;
         Ok((package, place))
@@ -150,24 +158,24 @@ impl Builder {
         local: Option<&Path>,
         staging: &Path,
         log: &Path,
+        jobs: usize,
     ) -> Result<Package> {
         let ReportMetadata { name, version } = &item.metadata;
         let url = &item.download_info.url;
         let (site, db) = (staging.join("site"), staging.join("db"));
-        let pure_wheel = url.ends_with("-none-any.whl");
         let spec = match local {
             Some(tree) => text(tree),
             None if item.is_direct => url.clone(),
             None => format!("{name}=={version}"),
         };
         let backend = match local {
-            _ if pure_wheel => "wheel".to_string(),
+            _ if item.is_pure_wheel() => "wheel".to_string(),
             Some(tree) => declared_backend(
                 &std::fs::read_to_string(tree.join("pyproject.toml")).unwrap_or_default(),
             ),
             None => sdist_backend(&self.venv_python, name, version),
         };
-        let cmd = self.pip_install(name, &spec, &site, &db, &backend);
+        let cmd = self.pip_install(name, &spec, &site, &db, &backend, jobs);
         Step::new(&format!("build {name} {version} ({backend})"), log)
             .lines_only(self.workers > 1)
             .run(&cmd, &self.dir)
@@ -201,8 +209,8 @@ impl Builder {
         site: &Path,
         db: &Path,
         backend: &str,
+        jobs: usize,
     ) -> Vec<String> {
-        let jobs = self.jobs_each.to_string();
         // make, CMake and cargo read their parallelism from the environment
         let mut cmd = vec!["env".to_string()];
         cmd.extend(
@@ -282,6 +290,14 @@ impl Builder {
     }
 }
 
+/// The jobs for the first of `waiting` (the packages not started yet): its share of
+/// `jobs` among those that compile (a pure wheel needs none), at most `workers` of
+/// them at once; the last to compile gets them all.
+fn jobs_for(jobs: usize, workers: usize, waiting: &[ReportItem]) -> usize {
+    let compiling = waiting.iter().filter(|i| !i.is_pure_wheel()).count();
+    (jobs / compiling.clamp(1, workers)).max(1)
+}
+
 /// A complete cache entry: its package, with its build log copied to `log`.
 fn reuse(cached: &Path, log: &Path) -> Result<Built> {
     let package: Package = serde_json::from_slice(&std::fs::read(cached.join("package.json"))?)
@@ -353,4 +369,29 @@ pub(super) fn failure_cause(log: &Path) -> Option<String> {
         .or_else(|| lines().find(|l| l.starts_with("ERROR:")))
         .or_else(|| lines().next_back())
         .map(String::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(url: &str) -> ReportItem {
+        let json = format!(
+            r#"{{"metadata": {{"name": "x", "version": "1"}}, "download_info": {{"url": "{url}"}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn jobs_are_shared_among_the_packages_left_to_compile() {
+        let sdist = || item("https://files.example/x-1.tar.gz");
+        let wheel = || item("https://files.example/x-1-py3-none-any.whl");
+        let four = [sdist(), sdist(), wheel(), sdist()];
+        assert_eq!(jobs_for(8, 4, &four), 8 / 3);
+        assert_eq!(jobs_for(2, 2, &four), 1);
+        // the last to compile, or the only one among pure wheels, gets them all
+        assert_eq!(jobs_for(8, 4, &four[2..]), 8);
+        assert_eq!(jobs_for(8, 4, &[wheel(), sdist(), wheel()]), 8);
+        assert_eq!(jobs_for(1, 1, &four), 1);
+    }
 }

@@ -73,7 +73,7 @@ pub struct InstalledPackages {
 
 /// How the packages are built.
 pub struct InstallOptions {
-    /// Jobs in all: packages built at once, and make's share of each.
+    /// Jobs in all: packages built at once, and shared by their own builds.
     pub jobs: usize,
     /// A package that fails is left out and the others built (`build --keep-going`).
     pub keep_going: bool,
@@ -160,7 +160,7 @@ pub fn install(
         tree_digests,
         dir: dir.clone(),
         workers,
-        jobs_each: (options.jobs / workers).max(1),
+        jobs: options.jobs,
         cc_launcher: options.cc_launcher.clone(),
     };
     let results = builder.build_all(&report.install, &logs, options.keep_going)?;
