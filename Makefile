@@ -3,7 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DLSTATIC := target/release/dlstatic
 
-# Debian packages the pipeline and its tests need: the compiler and linker, static
+# Debian packages the pipeline and its tests need: the compiler and linker (gfortran for
+# Fortran modules, ccache for --cc-launcher's test), static
 # glibc (libc6-dev), the static archives of libraries modules link against, and
 # binutils' objcopy/readelf (used by the tests only, as the reference for the rename);
 # the consumers `dlstatic package`'s tests hand each artefact to (skopeo, umoci, QEMU with
@@ -12,13 +13,13 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 	libssl-dev libffi-dev libsqlite3-dev libbz2-dev liblzma-dev libreadline-dev libncurses-dev \
 	uuid-dev libgdbm-dev libgdbm-compat-dev libb2-dev libnsl-dev libtirpc-dev libcrypt-dev \
 	tk-dev libx11-dev libxss-dev libyaml-dev \
-	skopeo umoci qemu-system-x86 linux-image-cloud-amd64 strace unzip
+	skopeo umoci qemu-system-x86 linux-image-cloud-amd64 strace unzip gfortran ccache
 
 # Debian's pristine CPython 3.11 tarball (python3.11_*.orig.tar.gz), the default --python-src.
 CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test test-fast test-packages package-table fuzz-ci sanitize bench bench-deploy bench-libc-exports demo fuzz clean
+.PHONY: help setup python-src build run test test-fast test-packages package-table fuzz-ci sanitize bench bench-deploy bench-libc-exports bench-packages demo fuzz clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -33,6 +34,7 @@ help:
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make bench-deploy  single file vs directory vs dynamic CPython start-up; writes bench/deploy-results.md"
 	@echo "make bench-libc-exports  size and start-up cost of linking all of glibc's public functions; writes bench/libc-exports-results.md"
+	@echo "make bench-packages  ten sdists: --jobs 1 vs 2, ccache cold vs warm; writes bench/packages-results.md"
 	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
 	@echo "make fuzz        each cargo-fuzz target for FUZZ_SECONDS (60) s; executions, crashes (docs/fuzzing.md)"
 
@@ -98,6 +100,10 @@ bench-deploy: setup
 bench-libc-exports: setup
 	@command -v hyperfine >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends hyperfine; }
 	bench/libc_exports.sh
+
+bench-packages: setup
+	@command -v bc >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends bc; }
+	bench/packages.sh
 
 demo: build
 	./examples/demo.sh $(DLSTATIC)

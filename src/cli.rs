@@ -27,8 +27,9 @@ dlstatic link --db db -o host-static host.o    # renamed, registered, linked -st
 The static binary keeps calling dlopen(\"plugins/a.so\") as before; the runtime shim answers\n\
 from the modules linked into it, matched by md5 (or by a stub file holding the id, see\n\
 OUT.km/<module>.km.id). No shared object is ever loaded.\n\n\
-Compiler wrapper: `dlstatic cc ARGS…` / `dlstatic c++ ARGS…` run $DLSTATIC_REAL_CC / \
-$DLSTATIC_REAL_CXX (default cc / c++) and record shared links into $DLSTATIC_DB.\n\n\
+Compiler wrapper: `dlstatic cc ARGS…` / `dlstatic c++ ARGS…` / `dlstatic fc ARGS…` run \
+$DLSTATIC_REAL_CC / $DLSTATIC_REAL_CXX / $DLSTATIC_REAL_FC (default cc / c++ / gfortran) and \
+record shared links into $DLSTATIC_DB; compiles go through $DLSTATIC_CC_LAUNCHER if set.\n\n\
 Environment of the static binary: DLSTATIC_DEBUG=1 logs every dl* call to stderr; \
 DLSTATIC_FALLBACK=1 hands paths that are not linked in to the real loader."
 )]
@@ -49,6 +50,9 @@ every step, including `verify`, worked; a build whose inputs (CPython source, mo
 its local trees, skip list, options, dlstatic itself) are those OUT was built from does nothing.
 The CPython build is cached in ~/.cache/dlstatic/cpython/<source md5>/ ($DLSTATIC_CACHE), each
 package from an index or a local tree in ~/.cache/dlstatic/packages/, shared by every OUT.
+Packages build up to --jobs at a time, each logging to OUT.km/packages/logs/<name>.log.
+Exit code: 0 built (or up to date), 1 failed (OUT left as it was), 3 built without the
+packages that failed (--keep-going; the summary names each with its cause and log).
 Example: make python-src && dlstatic build --out dist && chroot dist /bin/python3 -c 'import ssl'"
     )]
     Build(BuildArgs),
@@ -99,15 +103,22 @@ Example: dlstatic audit --db db host.o -- -lm"
         #[arg(value_name = "OUT")]
         out: PathBuf,
     },
-    /// Run CMD with CC, CXX, LDSHARED and LDCXXSHARED pointing at the dlstatic wrapper
+    /// Run CMD with CC, CXX, FC, LDSHARED and LDCXXSHARED pointing at the dlstatic wrapper
     #[command(
         after_help = "Example: dlstatic capture --db db -- sh -c 'cc -fPIC -c p.c && cc -shared p.o -o p.so'\n\
-Exit code: CMD's. A CC/CXX already set in the environment becomes the real compiler."
+Compilers called by name (cc, gcc, g++, clang, gfortran, f77, f95, <triplet>-gcc…) are\n\
+captured too: a directory of links under those names goes first on CMD's PATH.\n\
+Exit code: CMD's. A CC/CXX/FC already set in the environment becomes the real compiler\n\
+(CC=\"ccache gcc\": ccache becomes the launcher for compiles, gcc the compiler)."
     )]
     Capture {
         /// Capture db directory (created if missing)
         #[arg(long)]
         db: PathBuf,
+        /// Run compiles through a compiler cache or distributor: ccache, sccache,
+        /// distcc, or a program's path (links run the compiler itself and are captured)
+        #[arg(long, value_name = "LAUNCHER")]
+        cc_launcher: Option<String>,
         /// The build command and its arguments
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -146,7 +157,8 @@ struct BuildArgs {
     /// The payload directory
     #[arg(long, value_name = "DIR", default_value = "dist")]
     out: PathBuf,
-    /// Parallel jobs for make
+    /// Parallel jobs: CPython's make, and the packages of modules.txt, built up to N
+    /// at a time, each with its share of the N jobs
     #[arg(long, value_name = "N", default_value_t = default_jobs(), value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     jobs: usize,
     /// Keep the original .so files in lib-dynload instead of id stubs
@@ -183,6 +195,15 @@ struct BuildArgs {
     /// Print the wall time of each stage at the end
     #[arg(long)]
     timings: bool,
+    /// Try every package even when one fails to build: OUT gets the payload of the
+    /// packages that built, the summary names each failure with its log, and the exit
+    /// status is 3
+    #[arg(long)]
+    keep_going: bool,
+    /// Run the packages' compiles through a compiler cache or distributor: ccache,
+    /// sccache, distcc, or a program's path (see `dlstatic capture --help`)
+    #[arg(long, value_name = "LAUNCHER")]
+    cc_launcher: Option<String>,
 }
 
 impl From<BuildArgs> for BuildOptions {
@@ -203,6 +224,8 @@ impl From<BuildArgs> for BuildOptions {
             libc_exports: !a.no_libc_exports,
             keep_tests: a.keep_tests,
             timings: a.timings,
+            keep_going: a.keep_going,
+            cc_launcher: a.cc_launcher,
         }
     }
 }
@@ -357,7 +380,10 @@ fn default_jobs() -> usize {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Build(options) => build::build(&options.into()).map(|()| 0),
+        Command::Build(options) => build::build(&options.into()).map(|built| match built {
+            build::Built::Complete => 0,
+            build::Built::Partial => build::PARTIAL_EXIT_CODE,
+        }),
         Command::Audit {
             inputs,
             json,
@@ -378,7 +404,11 @@ fn run(cli: Cli) -> Result<i32> {
             let manifest = verify::read_manifest(&out)?;
             verify::verify(&out, &manifest).map(|_| 0)
         }
-        Command::Capture { db, command } => capture::run_capture(&db, &command),
+        Command::Capture {
+            db,
+            cc_launcher,
+            command,
+        } => capture::run_capture(&db, &command, cc_launcher.as_deref()),
         Command::Link { output, inputs } => link_command(&output, inputs),
     }
 }

@@ -24,6 +24,9 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
 pub struct Step {
     name: String,
     log: PathBuf,
+    /// Lines only, never a spinner: steps that run side by side (a terminal line holds
+    /// one spinner).
+    lines_only: bool,
 }
 
 impl Step {
@@ -31,14 +34,22 @@ impl Step {
         Step {
             name: name.to_string(),
             log: log.to_path_buf(),
+            lines_only: false,
         }
+    }
+
+    pub fn lines_only(self, lines_only: bool) -> Self {
+        Step { lines_only, ..self }
     }
 
     /// Run `argv` in `cwd` with stdout and stderr to the log. A spinner shows on a
     /// terminal; otherwise one line when the step starts and one when it ends.
     pub fn run(&self, argv: &[String], cwd: &Path) -> Result<()> {
         let spinner = ProgressBar::new_spinner();
-        spinner.set_draw_target(ProgressDrawTarget::stderr());
+        spinner.set_draw_target(match self.lines_only {
+            true => ProgressDrawTarget::hidden(),
+            false => ProgressDrawTarget::stderr(),
+        });
         if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
             spinner.set_style(style);
         }

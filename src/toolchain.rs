@@ -10,36 +10,65 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::process;
 
-/// Which compiler driver: C or C++ (a C++ link needs libstdc++ at the final link).
+/// Which compiler driver linked a module: C, C++ or Fortran. What each adds to a link
+/// by itself (libstdc++, libgfortran) the static link must add too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Driver {
     #[serde(rename = "cc")]
     C,
     #[serde(rename = "c++")]
     Cxx,
+    #[serde(rename = "fc")]
+    Fortran,
 }
 
 impl Driver {
+    /// The wrapper's subcommand for this driver (`dlstatic cc|c++|fc`).
     pub fn name(self) -> &'static str {
         match self {
             Driver::C => "cc",
             Driver::Cxx => "c++",
+            Driver::Fortran => "fc",
         }
     }
 
-    /// The real compiler command, e.g. `["ccache", "gcc"]`.
+    /// The variable naming the real compiler behind the wrapper.
+    pub fn real_variable(self) -> &'static str {
+        match self {
+            Driver::C => "DLSTATIC_REAL_CC",
+            Driver::Cxx => "DLSTATIC_REAL_CXX",
+            Driver::Fortran => "DLSTATIC_REAL_FC",
+        }
+    }
+
+    /// The real compiler command, e.g. `["gcc", "-m64"]`.
     pub fn real_command(self) -> Vec<String> {
-        let (var, default) = match self {
-            Driver::C => ("DLSTATIC_REAL_CC", "cc"),
-            Driver::Cxx => ("DLSTATIC_REAL_CXX", "c++"),
+        let default = match self {
+            Driver::C => "cc",
+            Driver::Cxx => "c++",
+            Driver::Fortran => "gfortran",
         };
-        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+        let value = std::env::var(self.real_variable())
+            .ok()
+            .filter(|v| !v.trim().is_empty());
         value
             .as_deref()
             .unwrap_or(default)
             .split_whitespace()
             .map(String::from)
             .collect()
+    }
+
+    /// The libraries this driver links without being asked (`-lNAME` names), beyond the
+    /// C runtime every driver links: gfortran adds its runtime, and its spec file
+    /// (`libgfortran.spec`) libquadmath and libm. The static archives are gcc's own
+    /// (`/usr/lib/gcc/<triplet>/<version>/libgfortran.a`). (libstdc++ comes with linking
+    /// by the C++ driver: see `Plan::driver`.)
+    pub fn implicit_libs(self) -> &'static [&'static str] {
+        match self {
+            Driver::C | Driver::Cxx => &[],
+            Driver::Fortran => &["gfortran", "quadmath", "m"],
+        }
     }
 }
 
@@ -173,6 +202,12 @@ pub fn fuse_ld_flag(name: &str) -> Result<String> {
 /// Answers about the system (the compiler's search path, pkg-config) that audit and link
 /// ask again and again for the same name; each is found out once per process.
 pub struct Memo<V>(OnceLock<Mutex<HashMap<String, V>>>);
+
+impl<V: Clone> Default for Memo<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl<V: Clone> Memo<V> {
     pub const fn new() -> Self {

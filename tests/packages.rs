@@ -140,21 +140,134 @@ fn unknown_modules_syntax_is_refused_with_file_and_line() {
     );
 }
 
+/// A local package whose C source does not compile, as (path, text) files of a tree `broken/`.
+const BROKEN_PACKAGE: [(&str, &str); 3] = [
+    (
+        "broken/setup.py",
+        "from setuptools import setup, Extension\nsetup(name='broken', version='0.1', ext_modules=[Extension('broken', ['broken.c'])])\n",
+    ),
+    (
+        "broken/pyproject.toml",
+        "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n",
+    ),
+    ("broken/broken.c", "this is not C;\n"),
+];
+
 #[test]
 fn a_package_that_fails_to_build_is_named_with_backend_and_log() {
     dist(); // the CPython cache exists
-    let setup = "from setuptools import setup, Extension\nsetup(name='broken', version='0.1', ext_modules=[Extension('broken', ['broken.c'])])\n";
-    let pyproject =
-        "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n";
+    // (markupsafe builds beside it, in parallel: the one error is still broken's)
     assert_fails_cleanly(
-        "./broken\n",
-        &[
-            ("broken/setup.py", setup),
-            ("broken/pyproject.toml", pyproject),
-            ("broken/broken.c", "this is not C;\n"),
-        ],
+        "./broken\nmarkupsafe==3.0.2\n",
+        &BROKEN_PACKAGE,
         &["package broken 0.1", "setuptools.build_meta", "broken.log"],
     );
+}
+
+#[test]
+fn keep_going_links_the_packages_that_built_and_names_the_one_that_failed() {
+    dist(); // the CPython cache exists
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in BROKEN_PACKAGE {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let modules = dir.path().join("modules.txt");
+    std::fs::write(&modules, "./broken\nmarkupsafe==3.0.2\n").unwrap();
+    let out = dir.path().join("dist");
+    let args = ["--modules", modules.to_str().unwrap(), "--keep-going"];
+    let result = build(&out, &[&args[..], &["--jobs", "2"]].concat());
+    let log = stderr(&result);
+    assert_eq!(
+        result.status.code(),
+        Some(3),
+        "partial build exit code:\n{log}"
+    );
+    let summary: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.contains("failed to build and is left out"))
+        .collect();
+    assert!(summary.len() >= 2, "no failure summary:\n{log}");
+    assert!(
+        summary[1].contains("broken 0.1")
+            && summary[1].contains("broken.c:1:")
+            && summary[1].contains("error:")
+            && summary[1].contains("logs/broken.log"),
+        "the failure's line names package, cause and log: {}",
+        summary[1]
+    );
+    // OUT holds the payload of what built, verified (build ran verify), and it works
+    let manifest = dlstatic::python::verify::read_manifest(&out).unwrap();
+    let third_party: Vec<&str> = (manifest.modules.iter())
+        .filter(|m| m.package != "stdlib")
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(third_party, ["markupsafe._speedups"]);
+    let run = dlstatic::python::verify::chroot_command(&out)
+        .args(["/bin/python3", "-c", "import markupsafe; print(markupsafe.escape('<b>'), markupsafe._escape_inner.__module__)"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "&lt;b&gt; markupsafe._speedups\n",
+        "{}",
+        stderr(&run)
+    );
+    // a partial OUT is not up to date: the next build tries the failed package again
+    let again = build(&out, &args);
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("dlstatic: build broken 0.1"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+/// `ccache --print-stats`'s counter `name` for the cache in `dir`.
+fn ccache_counter(dir: &Path, name: &str) -> u64 {
+    let stats = Command::new("ccache")
+        .arg("--print-stats")
+        .env("CCACHE_DIR", dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&stats.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in ccache's stats:\n{text}"))
+}
+
+#[test]
+fn with_ccache_a_second_build_of_an_sdist_hits_and_its_link_is_still_captured() {
+    let pip = dist().with_extension("km").join("packages/venv/bin/pip");
+    let cache = tempfile::tempdir().unwrap();
+    for round in 0..2 {
+        // a clean tree each time: pip unpacks the sdist into a new temporary directory
+        let work = tempfile::tempdir().unwrap();
+        let result = Command::new(common::DLSTATIC)
+            .args(["capture", "--db"])
+            .arg(work.path().join("db"))
+            .args(["--cc-launcher", "ccache", "--"])
+            .arg(&pip)
+            .args(["install", "--use-pep517", "--no-cache-dir", "--no-deps"])
+            .args(["--no-binary", "markupsafe", "--target"])
+            .arg(work.path().join("site"))
+            .arg("markupsafe==3.0.2")
+            .env("CCACHE_DIR", cache.path())
+            .output()
+            .unwrap();
+        assert!(result.status.success(), "{}", stderr(&result));
+        let links = std::fs::read_dir(work.path().join("db/links"))
+            .unwrap()
+            .count();
+        assert_eq!(links, 1, "round {round}: the link of _speedups is captured");
+        let hits = ccache_counter(cache.path(), "direct_cache_hit")
+            + ccache_counter(cache.path(), "preprocessed_cache_hit");
+        match round {
+            0 => assert!(hits == 0 && ccache_counter(cache.path(), "cache_miss") > 0),
+            _ => assert!(hits > 0, "the second build's compile came from the cache"),
+        }
+    }
 }
 
 #[test]
@@ -178,7 +291,11 @@ fn pip_freeze_output_is_a_modules_file() {
     std::fs::write(&modules, &text).unwrap();
 
     let out = scratch().join("dist-freeze");
-    let result = build(&out, &["--modules", modules.to_str().unwrap()]);
+    // one package at a time, where the default build ran two at once
+    let result = build(
+        &out,
+        &["--modules", modules.to_str().unwrap(), "--jobs", "1"],
+    );
     let log = stderr(&result);
     assert!(result.status.success(), "{log}");
     // the default build built each of these packages already: another modules file
@@ -213,6 +330,23 @@ fn pip_freeze_output_is_a_modules_file() {
         names(&out),
         names(dist),
         "the same extension modules from the frozen set"
+    );
+    // whatever the order builds finished in, the same packages give the same files
+    let site = |dir: &Path| {
+        let site = dir.join("lib/python3.11/site-packages");
+        let files = files_below(&site).into_iter().filter(|p| p.is_file());
+        files
+            .map(|p| {
+                (
+                    p.strip_prefix(&site).unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        site(&out) == site(dist),
+        "site-packages differ between --jobs 1 and 2"
     );
 }
 

@@ -68,6 +68,8 @@ pub struct CompilerCommand {
     pub output: Option<String>,
     /// `-shared` was given and nothing stops the driver before linking.
     pub links_shared_object: bool,
+    /// `-c`, `-S`, `-E` or the like: the driver compiles (or preprocesses) and links nothing.
+    pub stops_before_link: bool,
     /// Positional inputs in command-line order.
     pub inputs: Vec<String>,
     /// Where each input sits in `args`.
@@ -241,7 +243,6 @@ pub fn parse(raw_args: &[String]) -> Result<CompilerCommand> {
     let args = expand_response_files(raw_args)?;
     let mut cmd = CompilerCommand::default();
     let mut shared = false;
-    let mut stops_before_link = false;
     let mut language_override = false;
     let mut whole = false;
     let mut i = 0;
@@ -251,7 +252,7 @@ pub fn parse(raw_args: &[String]) -> Result<CompilerCommand> {
         let takes_next = OPTIONS_WITH_SEPARATE_VALUE.contains(&arg) && next.is_some();
         match arg {
             "-shared" => shared = true,
-            "-c" | "-S" | "-E" | "-M" | "-MM" | "-fsyntax-only" => stops_before_link = true,
+            "-c" | "-S" | "-E" | "-M" | "-MM" | "-fsyntax-only" => cmd.stops_before_link = true,
             "-pthread" | "-fopenmp" | "-static-libstdc++" | "-static-libgcc" => {
                 cmd.linker_flags.push(arg.to_string())
             }
@@ -300,7 +301,7 @@ pub fn parse(raw_args: &[String]) -> Result<CompilerCommand> {
         }
         i += if takes_next { 2 } else { 1 };
     }
-    cmd.links_shared_object = shared && !stops_before_link;
+    cmd.links_shared_object = shared && !cmd.stops_before_link;
     cmd.args = args;
     Ok(cmd)
 }

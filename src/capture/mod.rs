@@ -1,4 +1,4 @@
-//! Stage 1, capture: the compiler wrapper (`dlstatic cc|c++ ARGS…`) and
+//! Stage 1, capture: the compiler wrapper (`dlstatic cc|c++|fc ARGS…`) and
 //! `dlstatic capture -- CMD`, which runs a whole build with the wrapper in place.
 //!
 //! The wrapper runs the real compiler with the same arguments. When the command links
@@ -8,9 +8,10 @@
 
 pub mod compiler_args;
 pub mod db;
+pub mod launcher;
 mod masquerade;
 
-pub use masquerade::{LINK_NAME_C, LINK_NAME_CXX, Wrapped, invocation};
+pub use masquerade::{LINK_NAME_C, LINK_NAME_CXX, LINK_NAME_FC, Wrapped, invocation};
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,7 @@ pub fn run_wrapper(compiler: &Wrapped) -> Result<i32> {
         let fat = std::env::var_os("DLSTATIC_DB").and(compiler_args::fat_lto_flag(&cmd));
         let mut real_args = args.to_vec();
         real_args.extend(fat.map(String::from));
-        return run_real(compiler, &real_args);
+        return run_real(compiler, &real_args, cmd.stops_before_link);
     };
     let db = CaptureDb::open(Path::new(&db_dir))?;
 
@@ -52,10 +53,8 @@ pub fn run_wrapper(compiler: &Wrapped) -> Result<i32> {
             .join(format!("{n}.o"))
             .to_string_lossy()
             .into_owned();
-        let code = run_real(
-            compiler,
-            &compiler_args::compile_only_args(&cmd, source, &object),
-        )?;
+        let compile = compiler_args::compile_only_args(&cmd, source, &object);
+        let code = run_real(compiler, &compile, true)?;
         if code != 0 {
             return Ok(code);
         }
@@ -63,7 +62,7 @@ pub fn run_wrapper(compiler: &Wrapped) -> Result<i32> {
         inputs[input_index] = object;
     }
 
-    let code = run_real(compiler, &link_args)?;
+    let code = run_real(compiler, &link_args, false)?;
     if code != 0 {
         return Ok(code);
     }
@@ -97,7 +96,7 @@ fn unreadable_command(
     args: &[impl AsRef<std::ffi::OsStr>],
     error: anyhow::Error,
 ) -> Result<i32> {
-    let code = run_real(compiler, args)?;
+    let code = run_real(compiler, args, false)?;
     let may_link = std::env::var_os("DLSTATIC_DB").is_some()
         && compiler
             .args
@@ -109,8 +108,14 @@ fn unreadable_command(
     }
 }
 
-fn run_real(compiler: &Wrapped, args: &[impl AsRef<std::ffi::OsStr>]) -> Result<i32> {
-    let real = compiler.real_command();
+/// Run the real compiler with `args`; `compiles`: the command compiles and links nothing,
+/// so a compiler launcher (ccache…) may serve it.
+fn run_real(
+    compiler: &Wrapped,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    compiles: bool,
+) -> Result<i32> {
+    let real = launcher::command(compiler.real_command(), compiles);
     let mut command = Command::new(&real[0]);
     command.args(&real[1..]).args(args);
     if let Some(path) = masquerade::real_path() {
@@ -118,13 +123,9 @@ fn run_real(compiler: &Wrapped, args: &[impl AsRef<std::ffi::OsStr>]) -> Result<
     }
     let status = command.status().with_context(|| {
         format!(
-            "cannot run the real compiler `{}` (set DLSTATIC_REAL_{})",
+            "cannot run the real compiler `{}` (set {})",
             real.join(" "),
-            if compiler.driver == Driver::C {
-                "CC"
-            } else {
-                "CXX"
-            }
+            compiler.driver.real_variable()
         )
     })?;
     Ok(exit_code(status))
@@ -267,12 +268,13 @@ fn snapshot_archive_members(
     Ok(members)
 }
 
-/// `dlstatic capture --db DIR -- CMD ARGS…`: ends with a line saying how many
-/// shared-object links it recorded, and a warning when there were none.
-pub fn run_capture(db_dir: &Path, command: &[String]) -> Result<i32> {
+/// `dlstatic capture --db DIR [--cc-launcher L] -- CMD ARGS…`: ends with a line saying
+/// how many shared-object links it recorded, and a warning when there were none.
+pub fn run_capture(db_dir: &Path, command: &[String], cc_launcher: Option<&str>) -> Result<i32> {
     let Some((program, args)) = command.split_first() else {
         bail!("capture: no command given (usage: dlstatic capture --db DIR -- CMD ARGS…)");
     };
+    let launcher = cc_launcher.map(launcher::find).transpose()?;
     let db = CaptureDb::open(db_dir)?;
     let before = db.record_names()?;
     let db_dir = std::path::absolute(db_dir)?;
@@ -282,6 +284,9 @@ pub fn run_capture(db_dir: &Path, command: &[String]) -> Result<i32> {
     child.args(args).env("DLSTATIC_DB", &db_dir);
     child.envs(masquerade::make_directory(links.path(), &exe)?);
     set_compiler_variables(&mut child, &exe, links.path());
+    if let Some(launcher) = &launcher {
+        child.envs(launcher::environment(launcher));
+    }
     let status = child
         .status()
         .with_context(|| format!("capture: cannot run `{program}`"))?;
@@ -299,8 +304,8 @@ pub fn run_capture(db_dir: &Path, command: &[String]) -> Result<i32> {
     Ok(exit_code(status))
 }
 
-/// CC, CXX, LDSHARED, LDCXXSHARED and cargo's linker point at the wrapper; a compiler
-/// the user chose with CC/CXX stays the real compiler behind it.
+/// CC, CXX, FC (F77, F90), LDSHARED, LDCXXSHARED and cargo's linker point at the
+/// wrapper; a compiler the user chose with CC/CXX/FC stays the real compiler behind it.
 fn set_compiler_variables(child: &mut Command, exe: &Path, links: &Path) {
     let exe_text = exe.to_string_lossy();
     child
@@ -308,11 +313,19 @@ fn set_compiler_variables(child: &mut Command, exe: &Path, links: &Path) {
         .env("CXX", format!("{exe_text} c++"))
         .env("LDSHARED", format!("{exe_text} cc -shared"))
         .env("LDCXXSHARED", format!("{exe_text} c++ -shared"));
-    for (var, real_var) in [("CC", "DLSTATIC_REAL_CC"), ("CXX", "DLSTATIC_REAL_CXX")] {
-        if let (Some(user), None) = (std::env::var_os(var), std::env::var_os(real_var)) {
-            if !user.to_string_lossy().contains(exe_text.as_ref()) {
-                child.env(real_var, OsString::from(user));
-            }
+    for var in ["FC", "F77", "F90"] {
+        child.env(var, format!("{exe_text} fc"));
+    }
+    for (var, driver) in [
+        ("CC", Driver::C),
+        ("CXX", Driver::Cxx),
+        ("FC", Driver::Fortran),
+    ] {
+        let real_var = driver.real_variable();
+        if let (Some(user), None) = (std::env::var_os(var), std::env::var_os(real_var))
+            && !user.to_string_lossy().contains(exe_text.as_ref())
+        {
+            child.env(real_var, user);
         }
     }
     // cargo (maturin, setuptools-rust) links with one program, not `dlstatic cc`

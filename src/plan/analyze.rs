@@ -187,7 +187,9 @@ pub fn analyze(db: &CaptureDb, record: &LinkRecord, scratch: &std::path::Path) -
         soname: record.soname.clone(),
         id: record.id.clone(),
         driver: record.driver,
-        libs: record.libs.clone(),
+        libs: (record.libs.iter().cloned())
+            .chain(record.driver.implicit_libs().iter().map(|l| l.to_string()))
+            .collect(),
         lib_dirs: record.lib_dirs.clone(),
         shared_inputs,
         linker_flags: record.linker_flags.clone(),

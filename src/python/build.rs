@@ -54,9 +54,25 @@ pub struct BuildOptions {
     pub keep_tests: bool,
     /// Print the time each stage took.
     pub timings: bool,
+    /// Build every package, leaving out those that fail (exit code PARTIAL_EXIT_CODE).
+    pub keep_going: bool,
+    /// `--cc-launcher` for the packages' compiles.
+    pub cc_launcher: Option<String>,
 }
 
-pub fn build(options: &BuildOptions) -> Result<()> {
+/// What `build` made of OUT.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Built {
+    /// Everything modules.txt asks for (or OUT was up to date).
+    Complete,
+    /// With `--keep-going`: the payload lacks packages that failed to build.
+    Partial,
+}
+
+/// `dlstatic build`'s exit code for a `Built::Partial` payload.
+pub const PARTIAL_EXIT_CODE: i32 = 3;
+
+pub fn build(options: &BuildOptions) -> Result<Built> {
     let started = Instant::now();
     let mut timings = Timings::new(options.timings);
     let out = std::path::absolute(&options.out)?;
@@ -71,7 +87,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         );
         timings.lap("check inputs");
         timings.print();
-        return Ok(());
+        return Ok(Built::Complete);
     }
     std::fs::create_dir_all(work.logs())
         .with_context(|| format!("{}: cannot create", work.logs().display()))?;
@@ -91,9 +107,15 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         );
     }
     timings.lap("CPython");
+    let install_options = packages::InstallOptions {
+        jobs: options.jobs,
+        keep_going: options.keep_going,
+        cc_launcher: inputs.cc_launcher.clone(),
+    };
     let packages = (inputs.packages.as_ref())
-        .map(|set| site::install_packages(set, &python, &work, options.keep_tests))
+        .map(|set| site::install_packages(set, &python, &work, &install_options, options.keep_tests))
         .transpose()?;
+    let failed = packages.as_ref().map_or(&[][..], |p| &p.installed.failed);
     timings.lap("packages");
 
     let parent = out.parent().unwrap_or(Path::new("."));
@@ -122,10 +144,15 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     stamp.clear();
     replace_dir(root, &out)?;
     let _ = staging.keep();
-    stamp.write(&inputs.key)?;
     report_built(&out, &python.version, &manifest, started);
     timings.print();
-    Ok(())
+    if !failed.is_empty() {
+        // no stamp: the next build tries the failed packages again
+        report_failed(failed);
+        return Ok(Built::Partial);
+    }
+    stamp.write(&inputs.key)?;
+    Ok(Built::Complete)
 }
 
 /// What a build is made from, read and checked before anything runs.
@@ -140,6 +167,8 @@ struct Inputs {
     eager_constructors: bool,
     pie: bool,
     libc_exports: bool,
+    /// `--cc-launcher`, found (its path).
+    cc_launcher: Option<String>,
     /// Changes whenever anything OUT is made from does.
     key: String,
 }
@@ -169,6 +198,10 @@ impl Inputs {
             None => Vec::new(),
         };
         linker_args.extend(options.link_args.iter().cloned());
+        let cc_launcher = (options.cc_launcher.as_deref())
+            .map(crate::capture::launcher::find)
+            .transpose()?
+            .map(|path| path.to_string_lossy().into_owned());
         let source_key = cpython::source_key(&source)?;
         let packages = options.modules.as_deref().map(packages::plan).transpose()?;
         let key = build_key(options, &source_key, packages.as_ref(), &skip)?;
@@ -182,6 +215,7 @@ impl Inputs {
             eager_constructors: options.eager_constructors,
             pie: options.pie,
             libc_exports: options.libc_exports,
+            cc_launcher,
             key,
         })
     }
@@ -308,6 +342,25 @@ fn report_built(out: &Path, version: &str, manifest: &Manifest, started: Instant
             "dlstatic: left out packages' test packages: {} files, {} of them extension modules (--keep-tests keeps them)",
             manifest.test_files_left_out,
             manifest.test_modules_left_out.len()
+        );
+    }
+}
+
+/// `--keep-going`'s summary: each package left out, why, and its log.
+fn report_failed(failed: &[packages::FailedPackage]) {
+    eprintln!(
+        "dlstatic: {} package{} failed to build and {} left out (exit code {PARTIAL_EXIT_CODE}):",
+        failed.len(),
+        if failed.len() == 1 { "" } else { "s" },
+        if failed.len() == 1 { "is" } else { "are" }
+    );
+    for package in failed {
+        eprintln!(
+            "  {} {}: {} (log: {})",
+            package.name,
+            package.version,
+            package.cause,
+            package.log.display()
         );
     }
 }

@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 use crate::capture::db::CaptureDb;
@@ -35,12 +37,19 @@ pub(super) struct ReportItem {
 #[derive(Deserialize)]
 pub(super) struct ReportMetadata {
     pub name: String,
-    version: String,
+    pub version: String,
 }
 
 #[derive(Deserialize)]
 struct DownloadInfo {
     url: String,
+}
+
+impl ReportItem {
+    /// A pure-Python wheel: installed as it is, nothing compiled.
+    fn is_pure_wheel(&self) -> bool {
+        self.download_info.url.ends_with("-none-any.whl")
+    }
 }
 
 /// What every package build shares.
@@ -57,13 +66,63 @@ pub(super) struct Builder {
     /// copies of the local trees → the digest of the original's contents
     pub tree_digests: HashMap<PathBuf, String>,
     pub dir: PathBuf,
+    /// Packages built at once, and the jobs they share.
+    pub workers: usize,
+    pub jobs: usize,
+    /// `--cc-launcher` for the packages' compiles
+    pub cc_launcher: Option<String>,
 }
 
+/// A package built (or reused): the package and the directory holding its `site/`,
+/// `db/` and `build.log`.
+pub(super) type Built = (Package, PathBuf);
+
 impl Builder {
-    /// Build and install one package on its own, logging to `log`, or find it built in
-    /// the cache (its log is copied to `log`). Returns the package and the directory
-    /// holding its `site/`, `db/` and `build.log`.
-    pub fn build(&self, item: &ReportItem, log: &Path) -> Result<(Package, PathBuf)> {
+    /// Build every package of `items`, `workers` at a time, each logging to
+    /// `logs/<name>.log`. The results are in `items`' order whatever finishes first.
+    /// Unless `keep_going`, the first failure (in that order) is the error, and no
+    /// package starts after a failure.
+    pub fn build_all(
+        &self,
+        items: &[ReportItem],
+        logs: &Path,
+        keep_going: bool,
+    ) -> Result<Vec<Result<Built>>> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Result<Built>>> = Mutex::new(
+            (0..items.len())
+                .map(|_| Err(anyhow!("not built: a package before it failed")))
+                .collect(),
+        );
+        std::thread::scope(|scope| {
+            for _ in 0..self.workers.min(items.len()) {
+                scope.spawn(|| {
+                    while keep_going || !failed.load(Ordering::SeqCst) {
+                        let index = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(item) = items.get(index) else { break };
+                        let jobs = jobs_for(self.jobs, self.workers, &items[index..]);
+                        let result = self.build(item, &log_of(logs, item), jobs);
+                        failed.fetch_or(result.is_err(), Ordering::SeqCst);
+                        results.lock().unwrap()[index] = result;
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().unwrap();
+        match keep_going {
+            true => Ok(results),
+            false => results
+                .into_iter()
+                .collect::<Result<Vec<_>>>()
+                .map(|built| built.into_iter().map(Ok).collect()),
+        }
+    }
+
+    /// Build and install one package on its own with `jobs` jobs, logging to `log`, or
+    /// find it built in the cache (its log is copied to `log`). Returns the package and
+    /// the directory holding its `site/`, `db/` and `build.log`.
+    fn build(&self, item: &ReportItem, log: &Path, jobs: usize) -> Result<Built> {
         let ReportMetadata { name, version } = &item.metadata;
         let url = &item.download_info.url;
         let local = url
@@ -86,7 +145,7 @@ impl Builder {
         let staging = tempfile::Builder::new()
             .prefix(".building-")
             .tempdir_in(&parent)?;
-        let package = self.build_into(item, local, staging.path(), log)?;
+        let package = self.build_into(item, local, staging.path(), log, jobs)?;
         let place = cached.unwrap_or_else(|| self.dir.join("builds").join(name));
         move_into_place(staging.keep(), &place)?;
         Ok((package, place))
@@ -100,25 +159,26 @@ impl Builder {
         local: Option<&Path>,
         staging: &Path,
         log: &Path,
+        jobs: usize,
     ) -> Result<Package> {
         let ReportMetadata { name, version } = &item.metadata;
         let url = &item.download_info.url;
         let (site, db) = (staging.join("site"), staging.join("db"));
-        let pure_wheel = url.ends_with("-none-any.whl");
         let spec = match local {
             Some(tree) => text(tree),
             None if item.is_direct => url.clone(),
             None => format!("{name}=={version}"),
         };
         let backend = match local {
-            _ if pure_wheel => "wheel".to_string(),
+            _ if item.is_pure_wheel() => "wheel".to_string(),
             Some(tree) => declared_backend(
                 &std::fs::read_to_string(tree.join("pyproject.toml")).unwrap_or_default(),
             ),
             None => sdist_backend(&self.venv_python, name, version),
         };
-        let cmd = self.pip_install(name, &spec, &site, &db, pure_wheel);
+        let cmd = self.pip_install(name, &spec, &site, &db, &backend, jobs);
         Step::new(&format!("build {name} {version} ({backend})"), log)
+            .lines_only(self.workers > 1)
             .run(&cmd, &self.dir)
             .with_context(|| {
                 format!("package {name} {version} (backend {backend}) failed to build")
@@ -141,16 +201,32 @@ impl Builder {
         Ok(package)
     }
 
-    /// `pip install` of `spec` alone into `site`, under capture into `db`.
+    /// `pip install` of `spec` alone into `site`, under capture into `db`, with the
+    /// package's share of the jobs.
     fn pip_install(
         &self,
         name: &str,
         spec: &str,
         site: &Path,
         db: &Path,
-        pure_wheel: bool,
+        backend: &str,
+        jobs: usize,
     ) -> Vec<String> {
-        let mut cmd = command(&self.exe, &["capture", "--db", &text(db), "--"]);
+        // make, CMake and cargo read their parallelism from the environment
+        let mut cmd = vec!["env".to_string()];
+        cmd.extend(
+            [
+                "MAKEFLAGS=-j",
+                "CMAKE_BUILD_PARALLEL_LEVEL=",
+                "CARGO_BUILD_JOBS=",
+            ]
+            .map(|var| format!("{var}{jobs}")),
+        );
+        cmd.extend(command(&self.exe, &["capture", "--db", &text(db)]));
+        if let Some(launcher) = &self.cc_launcher {
+            cmd.extend(["--cc-launcher".to_string(), launcher.clone()]);
+        }
+        cmd.push("--".into());
         // no wheel cache: a cached wheel would install a .so that no capture saw being linked
         cmd.extend(command(
             &self.pip,
@@ -164,8 +240,15 @@ impl Builder {
                 &text(site),
             ],
         ));
-        if !pure_wheel {
-            cmd.extend(["--no-binary".into(), name.to_string()]);
+        match backend {
+            "wheel" => {}
+            // meson-python runs ninja, which takes no jobs from the environment
+            "mesonpy" => cmd.extend([
+                "--no-binary".into(),
+                name.to_string(),
+                format!("--config-settings=compile-args=-j{jobs}"),
+            ]),
+            _ => cmd.extend(["--no-binary".into(), name.to_string()]),
         }
         cmd.extend(self.index_options.iter().cloned());
         cmd.push(spec.to_string());
@@ -208,8 +291,16 @@ impl Builder {
     }
 }
 
+/// The jobs for the first of `waiting` (the packages not started yet): its share of
+/// `jobs` among those that compile (a pure wheel needs none), at most `workers` of
+/// them at once; the last to compile gets them all.
+fn jobs_for(jobs: usize, workers: usize, waiting: &[ReportItem]) -> usize {
+    let compiling = waiting.iter().filter(|i| !i.is_pure_wheel()).count();
+    (jobs / compiling.clamp(1, workers)).max(1)
+}
+
 /// A complete cache entry: its package, with its build log copied to `log`.
-fn reuse(cached: &Path, log: &Path) -> Result<(Package, PathBuf)> {
+fn reuse(cached: &Path, log: &Path) -> Result<Built> {
     let package: Package = serde_json::from_slice(&std::fs::read(cached.join("package.json"))?)
         .with_context(|| format!("{}: corrupt package cache entry", cached.display()))?;
     std::fs::copy(cached.join("build.log"), log)
@@ -262,4 +353,46 @@ fn declared_backend(pyproject: &str) -> String {
     backend
         .captures(pyproject)
         .map_or("setuptools (legacy)".to_string(), |c| c[1].to_string())
+}
+
+/// Where the build of `item` logs, in `logs`.
+pub(super) fn log_of(logs: &Path, item: &ReportItem) -> PathBuf {
+    logs.join(format!("{}.log", item.metadata.name))
+}
+
+/// The line of a failed package build's log that says why: the first compiler error
+/// (`file.c:1:1: error: …`), else pip's own `ERROR:` line, else the log's last line.
+pub(super) fn failure_cause(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .find(|l| l.contains(": error:") || l.contains(": fatal error:"))
+        .or_else(|| lines().find(|l| l.starts_with("ERROR:")))
+        .or_else(|| lines().next_back())
+        .map(String::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(url: &str) -> ReportItem {
+        let json = format!(
+            r#"{{"metadata": {{"name": "x", "version": "1"}}, "download_info": {{"url": "{url}"}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn jobs_are_shared_among_the_packages_left_to_compile() {
+        let sdist = || item("https://files.example/x-1.tar.gz");
+        let wheel = || item("https://files.example/x-1-py3-none-any.whl");
+        let four = [sdist(), sdist(), wheel(), sdist()];
+        assert_eq!(jobs_for(8, 4, &four), 8 / 3);
+        assert_eq!(jobs_for(2, 2, &four), 1);
+        // the last to compile, or the only one among pure wheels, gets them all
+        assert_eq!(jobs_for(8, 4, &four[2..]), 8);
+        assert_eq!(jobs_for(8, 4, &[wheel(), sdist(), wheel()]), 8);
+        assert_eq!(jobs_for(1, 1, &four), 1);
+    }
 }

@@ -36,7 +36,7 @@ use crate::fsutil;
 use crate::progress::Step;
 use crate::python::cpython::CpythonBuild;
 use crate::python::modules_txt;
-use crate::python::package_build::{Builder, Report};
+use crate::python::package_build::{Builder, Built, Report, ReportItem, failure_cause, log_of};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Package {
@@ -48,14 +48,37 @@ pub struct Package {
     pub log: PathBuf,
 }
 
+/// A package that failed to build (with `--keep-going`): left out of the payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailedPackage {
+    pub name: String,
+    pub version: String,
+    /// One line saying why (the first compiler error, or pip's complaint).
+    pub cause: String,
+    pub log: PathBuf,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InstalledPackages {
     pub site: PathBuf,
     /// One capture db per package, in install order.
     pub dbs: Vec<PathBuf>,
     pub packages: Vec<Package>,
+    /// In install order; empty unless `keep_going`.
+    #[serde(default)]
+    pub failed: Vec<FailedPackage>,
     #[serde(skip)]
     pub reused: bool,
+}
+
+/// How the packages are built.
+pub struct InstallOptions {
+    /// Jobs in all: packages built at once, and shared by their own builds.
+    pub jobs: usize,
+    /// A package that fails is left out and the others built (`build --keep-going`).
+    pub keep_going: bool,
+    /// `--cc-launcher` for the packages' compiles.
+    pub cc_launcher: Option<String>,
 }
 
 /// What modules.txt asks for, and a key that changes whenever that does.
@@ -101,8 +124,13 @@ pub fn plan(modules: &Path) -> Result<PackageSet> {
 }
 
 /// Install what `set` resolves to into `dir` (`OUT.km/packages`, laid out as above):
-/// each package built under capture or taken from the package cache.
-pub fn install(set: &PackageSet, python: &CpythonBuild, dir: &Path) -> Result<InstalledPackages> {
+/// each package built under capture or taken from the package cache, several at once.
+pub fn install(
+    set: &PackageSet,
+    python: &CpythonBuild,
+    dir: &Path,
+    options: &InstallOptions,
+) -> Result<InstalledPackages> {
     let dir = dir.to_path_buf();
     let key = format!(
         "{:x}",
@@ -120,6 +148,7 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, dir: &Path) -> Result<In
     let tree_digests = write_requirements(set, &dir)?;
     let venv = dir.join("venv");
     let report = resolve(python, &set.build_deps, &venv, &dir)?;
+    let workers = options.jobs.min(report.install.len()).max(1);
     let builder = Builder {
         pip: venv.join("bin/pip"),
         venv_python: venv.join("bin/python"),
@@ -130,29 +159,59 @@ pub fn install(set: &PackageSet, python: &CpythonBuild, dir: &Path) -> Result<In
         cache: crate::python::cpython::cache_root().join("packages"),
         tree_digests,
         dir: dir.clone(),
+        workers,
+        jobs: options.jobs,
+        cc_launcher: options.cc_launcher.clone(),
     };
-    let site = dir.join("site");
-    std::fs::create_dir_all(&site)?;
-    let (mut packages, mut dbs) = (Vec::new(), Vec::new());
-    for item in &report.install {
-        let log = logs.join(format!("{}.log", item.metadata.name));
-        let (package, built) = builder.build(item, &log)?;
-        fsutil::copy_tree(&built.join("site"), &site, &|_| false)?;
-        dbs.push(built.join("db"));
-        packages.push(package);
-    }
-    let installed = InstalledPackages {
-        site,
-        dbs,
-        packages,
-        reused: false,
-    };
+    let results = builder.build_all(&report.install, &logs, options.keep_going)?;
+    let installed = gather(&report.install, results, &logs, &dir.join("site"))?;
     std::fs::write(
         dir.join("packages.json"),
         serde_json::to_vec_pretty(&installed)?,
     )?;
-    std::fs::write(dir.join("key"), &key)?;
+    // a partial set is not reused: the next build tries the failed packages again
+    if installed.failed.is_empty() {
+        std::fs::write(dir.join("key"), &key)?;
+    }
     Ok(installed)
+}
+
+/// The packages built, in install order, with their files copied into one `site`; the
+/// ones that failed (there are some only with `keep_going`) named with their cause.
+fn gather(
+    items: &[ReportItem],
+    results: Vec<Result<Built>>,
+    logs: &Path,
+    site: &Path,
+) -> Result<InstalledPackages> {
+    std::fs::create_dir_all(site)?;
+    let (mut packages, mut dbs, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for (item, result) in items.iter().zip(results) {
+        match result {
+            Ok((package, built)) => {
+                fsutil::copy_tree(&built.join("site"), site, &|_| false)?;
+                dbs.push(built.join("db"));
+                packages.push(package);
+            }
+            Err(error) => {
+                let log = log_of(logs, item);
+                failed.push(FailedPackage {
+                    name: item.metadata.name.clone(),
+                    version: item.metadata.version.clone(),
+                    cause: failure_cause(&log)
+                        .unwrap_or_else(|| format!("{:#}", error.root_cause())),
+                    log,
+                });
+            }
+        }
+    }
+    Ok(InstalledPackages {
+        site: site.to_path_buf(),
+        dbs,
+        packages,
+        failed,
+        reused: false,
+    })
 }
 
 /// The packages installed into `dir` by an earlier build with the same `key`, unless

@@ -12,7 +12,7 @@ use crate::module_id::ModuleId;
 use crate::plan::Source;
 use crate::python::cpython::CpythonBuild;
 use crate::python::modules_txt::normalized_name;
-use crate::python::packages::{self, InstalledPackages, PackageSet};
+use crate::python::packages::{self, InstallOptions, InstalledPackages, PackageSet};
 use crate::python::payload::{self, Manifest};
 use crate::workdir::BuildWork;
 
@@ -31,9 +31,10 @@ pub fn install_packages(
     set: &PackageSet,
     python: &CpythonBuild,
     work: &BuildWork,
+    options: &InstallOptions,
     keep_tests: bool,
 ) -> Result<Packages> {
-    let installed = packages::install(set, python, &work.packages())?;
+    let installed = packages::install(set, python, &work.packages(), options)?;
     if installed.reused {
         eprintln!(
             "dlstatic: reused {} built packages from {}",
