@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::audit::{self, Severity};
 use crate::capture;
 use crate::deploy;
+use crate::deps;
 use crate::link;
 use crate::plan::{ModuleSummary, Plan, ProgramSettings, Request, Source};
 use crate::python::build::{self, BuildOptions};
@@ -175,6 +176,10 @@ struct BuildArgs {
     /// Print the wall time of each stage at the end
     #[arg(long)]
     timings: bool,
+    /// Do not build missing static libraries from their Debian source packages
+    /// (~/.cache/dlstatic/deps/, docs/deps.md): a missing libfoo.a stays an error
+    #[arg(long)]
+    no_build_deps: bool,
 }
 
 impl From<BuildArgs> for BuildOptions {
@@ -193,6 +198,7 @@ impl From<BuildArgs> for BuildOptions {
             eager_constructors: a.eager_constructors,
             pie: a.pie,
             timings: a.timings,
+            build_deps: !a.no_build_deps,
         }
     }
 }
@@ -253,6 +259,10 @@ struct LinkInputs {
     /// Link a static-pie executable (glibc's -static-pie): loaded at a random address
     #[arg(long)]
     pie: bool,
+    /// Do not build missing static libraries from their Debian source packages (`link`
+    /// builds them into ~/.cache/dlstatic/deps/; `audit` and `plan` say which it would build)
+    #[arg(long)]
+    no_build_deps: bool,
     /// Objects, archives and -l flags of the main program, then optionally
     /// `-- LINKER_ARGS…` for the end of the final link line
     #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
@@ -260,17 +270,29 @@ struct LinkInputs {
 }
 
 impl LinkInputs {
-    /// The plan for these inputs; `flags` are this command's own switches, which clap
-    /// takes as inputs when they follow one (MAIN_INPUTs may start with '-': `-lm`).
-    fn plan(mut self, work: &LinkWork, flags: &mut [(&str, &mut bool)]) -> Result<Plan> {
-        self.main_inputs
-            .retain(|arg| match flags.iter_mut().find(|(name, _)| name == arg) {
+    /// The plan for these inputs, with missing libraries built (or only named) as `deps`
+    /// says; `flags` are this command's own switches, which clap takes as inputs when
+    /// they follow one (MAIN_INPUTs may start with '-': `-lm`).
+    fn plan(
+        mut self,
+        work: &LinkWork,
+        flags: &mut [(&str, &mut bool)],
+        deps: deps::Mode,
+    ) -> Result<deps::Outcome> {
+        let mut no_build_deps = self.no_build_deps;
+        self.main_inputs.retain(|arg| {
+            if arg == "--no-build-deps" {
+                no_build_deps = true;
+                return false;
+            }
+            match flags.iter_mut().find(|(name, _)| name == arg) {
                 Some((_, set)) => {
                     **set = true;
                     false
                 }
                 None => true,
-            });
+            }
+        });
         let linker_args = match self.main_inputs.iter().position(|a| a == "--") {
             Some(at) => self.main_inputs.split_off(at).split_off(1),
             None => Vec::new(),
@@ -280,20 +302,25 @@ impl LinkInputs {
                 "no MAIN_INPUT given before `--` (the main program's objects, archives or -l flags)"
             );
         }
-        Plan::build(&Request {
-            sources: vec![Source {
-                db: self.db,
-                ids: None,
-            }],
-            only: self.only,
-            exclude: Vec::new(),
-            program: ProgramSettings {
-                main_inputs: self.main_inputs,
-                linker_args,
-                eager_constructors: self.eager_constructors,
-                pie: self.pie,
-            },
-            work,
+        let program = ProgramSettings {
+            main_inputs: self.main_inputs,
+            linker_args,
+            eager_constructors: self.eager_constructors,
+            pie: self.pie,
+        };
+        let deps = if no_build_deps { deps::Mode::Off } else { deps };
+        deps::plan(deps, |dep_prefixes| {
+            Plan::build(&Request {
+                sources: vec![Source {
+                    db: self.db.clone(),
+                    ids: None,
+                }],
+                only: self.only.clone(),
+                exclude: Vec::new(),
+                program: program.clone(),
+                dep_prefixes: dep_prefixes.to_vec(),
+                work,
+            })
         })
     }
 }
@@ -347,7 +374,11 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Plan { inputs, mut json } => {
             let scratch = tempfile::tempdir()?;
             let work = LinkWork::at(scratch.path().to_path_buf());
-            let summary = inputs.plan(&work, &mut [("--json", &mut json)])?.summary();
+            let flags = &mut [("--json", &mut json)];
+            let summary = inputs
+                .plan(&work, flags, deps::Mode::Describe)?
+                .plan
+                .summary();
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&summary)?),
                 false => print!("{}", summary.render_text()),
@@ -370,8 +401,8 @@ fn audit_command(inputs: LinkInputs, mut json: bool, mut strict: bool) -> Result
     let scratch = tempfile::tempdir()?;
     let work = LinkWork::at(scratch.path().to_path_buf());
     let flags = &mut [("--json", &mut json), ("--strict", &mut strict)];
-    let report = match inputs.plan(&work, flags) {
-        Ok(plan) => audit::report(&plan),
+    let report = match inputs.plan(&work, flags, deps::Mode::Describe) {
+        Ok(outcome) => audit::report(&outcome.plan),
         Err(error) => {
             eprintln!("dlstatic: error: {error:#}");
             return Ok(2);
@@ -396,7 +427,10 @@ fn audit_command(inputs: LinkInputs, mut json: bool, mut strict: bool) -> Result
 fn link_command(output: &std::path::Path, inputs: LinkInputs) -> Result<i32> {
     let work = LinkWork::beside(output);
     let _lock = work.lock(output)?;
-    let plan = inputs.plan(&work, &mut [])?;
+    let deps = deps::Mode::Build {
+        jobs: default_jobs(),
+    };
+    let plan = inputs.plan(&work, &mut [], deps)?.plan;
     let linked = link::link(&plan, output, &work)?;
     let summary = plan.summary();
     let sum = |f: fn(&ModuleSummary) -> usize| summary.modules.iter().map(f).sum::<usize>();

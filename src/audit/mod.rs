@@ -231,9 +231,16 @@ fn missing_library_finding(missing: &MissingLib, module: &Module) -> Finding {
             module.file_name
         ),
     };
-    let severity = match missing.blocks_link() {
-        true => Severity::Error,
-        false => Severity::Warning,
+    let severity = match (missing.blocks_link(), &missing.build_from) {
+        (true, None) => Severity::Error,
+        (false, None) => Severity::Warning,
+        (_, Some(_)) => Severity::Info,
+    };
+    let advice = match &missing.build_from {
+        Some(source) => format!(
+            "dlstatic will build it from source package {source} (--no-build-deps: it stays an error)"
+        ),
+        None => system_libs::static_archive_advice(lib, &module.lib_dirs),
     };
     let archive = match lib.starts_with('/') {
         true => format!("static archive for {lib}"),
@@ -244,10 +251,7 @@ fn missing_library_finding(missing: &MissingLib, module: &Module) -> Finding {
         severity,
         vec![module.file_name.clone()],
         missing.needed_symbols.clone(),
-        format!(
-            "no {archive}: {why}; {}",
-            system_libs::static_archive_advice(lib, &module.lib_dirs)
-        ),
+        format!("no {archive}: {why}; {advice}"),
     )
 }
 

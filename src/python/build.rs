@@ -24,7 +24,7 @@ use crate::python::site::{self, Packages};
 use crate::python::{cpython, packages, verify};
 use crate::toolchain;
 use crate::workdir::{BuildWork, this_dlstatic};
-use crate::{deploy, link};
+use crate::{deploy, deps, link};
 
 /// extensions/skip_builtins.txt as shipped, the default skip list.
 const DEFAULT_SKIP_LIST: &str = include_str!("../../extensions/skip_builtins.txt");
@@ -50,6 +50,8 @@ pub struct BuildOptions {
     pub pie: bool,
     /// Print the time each stage took.
     pub timings: bool,
+    /// Build missing static libraries from their Debian source packages (src/deps/).
+    pub build_deps: bool,
 }
 
 pub fn build(options: &BuildOptions) -> Result<()> {
@@ -98,7 +100,11 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         .prefix(&BuildWork::staging_prefix(&out))
         .tempdir_in(parent)?;
     let root = staging.path();
-    let plan = plan_and_audit(&inputs, &python, packages.as_ref(), &work)?;
+    let deps = match options.build_deps {
+        true => deps::Mode::Build { jobs: options.jobs },
+        false => deps::Mode::Off,
+    };
+    let (plan, built) = plan_and_audit(&inputs, &python, packages.as_ref(), &work, deps)?;
     timings.lap("plan and audit");
     let manifest = link_and_assemble(
         options,
@@ -119,7 +125,7 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     replace_dir(root, &out)?;
     let _ = staging.keep();
     stamp.write(&inputs.key)?;
-    report_built(&out, &python.version, &manifest, started);
+    report_built(&out, &python.version, &manifest, &built, started);
     timings.print();
     Ok(())
 }
@@ -182,13 +188,15 @@ impl Inputs {
 }
 
 /// The interpreter's link: CPython's stdlib modules (less the skipped) and the
-/// packages' modules; its audit is written beside the payload.
+/// packages' modules, with the static libraries they lack built as `deps` says; its
+/// audit is written beside the payload.
 fn plan_and_audit(
     inputs: &Inputs,
     python: &CpythonBuild,
     packages: Option<&Packages>,
     work: &BuildWork,
-) -> Result<Plan> {
+    deps: deps::Mode,
+) -> Result<(Plan, Vec<deps::Built>)> {
     let link_work = work.link();
     link_work.create()?;
     let mut sources = vec![Source {
@@ -203,19 +211,24 @@ fn plan_and_audit(
         &python.version,
         &work.launcher(),
     )?);
-    let plan = Plan::build(&Request {
-        sources,
-        only: Vec::new(),
-        exclude: inputs.skip.iter().map(|name| format!("{name}.*")).collect(),
-        program: ProgramSettings {
-            main_inputs: python.main_inputs()?,
-            linker_args,
-            eager_constructors: inputs.eager_constructors,
-            pie: inputs.pie,
-        },
-        work: &link_work,
-    })
-    .context("planning the link")?;
+    let program = ProgramSettings {
+        main_inputs: python.main_inputs()?,
+        linker_args,
+        eager_constructors: inputs.eager_constructors,
+        pie: inputs.pie,
+    };
+    let outcome = deps::plan(deps, |dep_prefixes| {
+        Plan::build(&Request {
+            sources: sources.clone(),
+            only: Vec::new(),
+            exclude: inputs.skip.iter().map(|name| format!("{name}.*")).collect(),
+            program: program.clone(),
+            dep_prefixes: dep_prefixes.to_vec(),
+            work: &link_work,
+        })
+        .context("planning the link")
+    })?;
+    let plan = outcome.plan;
     let report = audit::report(&plan);
     crate::fsutil::write_atomic(&work.audit(), &serde_json::to_vec_pretty(&report)?)?;
     eprintln!(
@@ -225,7 +238,7 @@ fn plan_and_audit(
         report.count(Severity::Info),
         work.audit().display()
     );
-    Ok(plan)
+    Ok((plan, outcome.built))
 }
 
 /// Link the interpreter into `root`/bin and lay out the payload around it.
@@ -282,7 +295,13 @@ fn link_and_assemble(
     Ok(manifest)
 }
 
-fn report_built(out: &Path, version: &str, manifest: &Manifest, started: Instant) {
+fn report_built(
+    out: &Path,
+    version: &str,
+    manifest: &Manifest,
+    built: &[deps::Built],
+    started: Instant,
+) {
     let stdlib = manifest
         .modules
         .iter()
@@ -295,6 +314,16 @@ fn report_built(out: &Path, version: &str, manifest: &Manifest, started: Instant
         manifest.modules.len() - stdlib,
         started.elapsed()
     );
+    for dep in built {
+        let libraries: Vec<String> = dep.libraries.iter().map(|l| format!("lib{l}.a")).collect();
+        eprintln!(
+            "dlstatic: static libraries built by dlstatic from {} ({}): {} in {}",
+            dep.source,
+            if dep.reused { "reused" } else { "built now" },
+            libraries.join(", "),
+            dep.prefix.display()
+        );
+    }
 }
 
 /// Everything the payload is made from: when OUT was built with the same key, a build
@@ -308,7 +337,7 @@ fn build_key(
     let mut context = md5::Context::new();
     context.consume(this_dlstatic()?);
     let settings = format!(
-        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\0{}",
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\0{}\0{}",
         packages.map_or("", |p| p.key.as_str()),
         skip.join(" "),
         options.keep_so,
@@ -317,7 +346,8 @@ fn build_key(
         options.linker,
         options.link_args,
         options.eager_constructors,
-        options.pie
+        options.pie,
+        options.build_deps
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))
