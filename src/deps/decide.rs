@@ -38,6 +38,9 @@ pub fn wanted(plan: &Plan) -> Vec<Wanted> {
             Some(recipe) => (recipe.library.clone(), Some(recipe)),
             None => (lib.clone(), recipe::for_library(&lib)),
         };
+        if recipe.is_some_and(|r| r.no_static_build.is_some()) {
+            continue;
+        }
         let lib_dirs = &plan.module(missing.module).lib_dirs;
         let source = recipe.and_then(|r| r.source.clone()).or_else(|| {
             let shared = match missing.lib.starts_with('/') && library == lib {

@@ -9,10 +9,16 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 /// The recipes shipped with dlstatic: (file name, text).
-const SHIPPED: &[(&str, &str)] = &[(
-    "extensions/deps/libpq.toml",
-    include_str!("../../extensions/deps/libpq.toml"),
-)];
+const SHIPPED: &[(&str, &str)] = &[
+    (
+        "extensions/deps/libpq.toml",
+        include_str!("../../extensions/deps/libpq.toml"),
+    ),
+    (
+        "extensions/deps/libgssapi_krb5.toml",
+        include_str!("../../extensions/deps/libgssapi_krb5.toml"),
+    ),
+];
 
 /// How to build one library (and what comes with it) from its source package.
 #[derive(Debug, Deserialize)]
@@ -24,6 +30,9 @@ pub struct Recipe {
     /// The recipe's text: part of the cache key.
     #[serde(skip)]
     pub text: &'static str,
+    /// Why this library is never built static (it stays missing; a recipe for the
+    /// library that needs it can rebuild that one without it).
+    pub no_static_build: Option<String>,
     /// The Debian source package; default: the one that ships the library's `.so`.
     pub source: Option<String>,
     /// Libraries the parent's Debian archive needs that have no static archive (or that
@@ -91,6 +100,12 @@ mod tests {
         let libpq = for_library("pq").unwrap();
         assert_eq!(libpq.source.as_deref(), Some("postgresql-15"));
         assert!(libpq.instead_of.contains(&"gssapi_krb5".to_string()));
+        assert!(
+            for_library("gssapi_krb5")
+                .unwrap()
+                .no_static_build
+                .is_some()
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl SourcePackage {
             fetch.args(["source", "--download-only", &spec]);
             process::run_logged(
                 fetch.current_dir(downloads),
-                &log.with_extension("fetch.log"),
+                &log.with_file_name("fetch.log"),
             )
             .with_context(|| format!("downloading source package {}", self.describe()))?;
         }
