@@ -61,11 +61,9 @@ fn planned_archives(out: &Path, name: &str) -> Vec<PathBuf> {
         &std::fs::read(out.with_extension("km").join("link/plan.json")).unwrap(),
     )
     .unwrap();
-    let libraries = plan["system_libraries"].as_array().unwrap();
-    libraries
-        .iter()
-        .map(|lib| PathBuf::from(lib["archive"].as_str().unwrap()))
-        .filter(|archive| archive.file_name().unwrap() == name)
+    archives_in_summary(&plan, name)
+        .into_iter()
+        .map(PathBuf::from)
         .collect()
 }
 
@@ -222,6 +220,126 @@ fn lxml_xslt_and_exslt_with_libxslt_dlstatic_built() {
         "{}",
         stderr(&out)
     );
+}
+
+const XSLT_PLUGIN: &str = r#"
+#include <stdio.h>
+#include <libxslt/xsltconfig.h>
+#include <libexslt/exslt.h>
+const char *versions(void) {
+    static char text[64];
+    exsltRegisterAll();
+    snprintf(text, sizeof text, "libxslt %d libexslt %d", xsltLibxsltVersion, exsltLibexsltVersion);
+    return text;
+}
+"#;
+
+const XSLT_HOST: &str = r#"
+#include <dlfcn.h>
+#include <stdio.h>
+int main(void) {
+    void *plugin = dlopen("./xslt_plugin.so", RTLD_NOW);
+    if (!plugin) { printf("dlopen: %s
+", dlerror()); return 1; }
+    const char *(*versions)(void) = (const char *(*)(void))dlsym(plugin, "versions");
+    printf("%s
+", versions());
+    return 0;
+}
+"#;
+
+/// `dlstatic ARGS…` in `dir`.
+fn dlstatic_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(common::DLSTATIC)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// The generic path, without a Python package: a plugin linked with -lexslt -lxslt
+/// (Debian ships no archives for them). The audit says what would be built (or, once
+/// cached, plans the cached archives); --no-build-deps makes them errors; `link` builds
+/// them from source package libxslt, and the static host prints what the dynamic one does.
+#[test]
+fn a_plugin_linked_with_libxslt_gets_its_archives_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("xslt_plugin.c"), XSLT_PLUGIN).unwrap();
+    std::fs::write(d.join("host.c"), XSLT_HOST).unwrap();
+    let build = "cc -fPIC -I/usr/include/libxml2 -c xslt_plugin.c && cc -shared xslt_plugin.o -o xslt_plugin.so -lexslt -lxslt -lxml2 && cc -c host.c";
+    let captured = dlstatic_in(d, &["capture", "--db", "db", "--", "sh", "-c", build]);
+    assert!(captured.status.success(), "{}", stderr(&captured));
+
+    let audit = |extra: &[&str]| -> serde_json::Value {
+        let args = [&["audit", "--db", "db", "--json", "host.o"], extra].concat();
+        serde_json::from_slice(&dlstatic_in(d, &args).stdout).unwrap()
+    };
+    let missing = |report: &serde_json::Value, lib: &str, severity: &str| -> Option<String> {
+        let findings = report["findings"].as_array().unwrap();
+        findings
+            .iter()
+            .find(|f| {
+                f["kind"] == "missing-static-library"
+                    && f["severity"] == severity
+                    && f["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("no {lib}:"))
+            })
+            .map(|f| f["message"].as_str().unwrap().to_string())
+    };
+    let (off, on) = (audit(&["--no-build-deps"]), audit(&[]));
+    for lib in ["libxslt.a", "libexslt.a"] {
+        assert!(missing(&off, lib, "error").is_some(), "{lib}: {off:#}");
+        let said = missing(&on, lib, "info");
+        let cached = archives_in_summary(&on["plan"], lib)
+            .iter()
+            .any(|a| a.contains("/deps/libxslt-"));
+        assert!(
+            said.as_deref()
+                .is_some_and(|m| m.contains("dlstatic will build it from source package libxslt"))
+                || cached,
+            "{lib}: {on:#}"
+        );
+    }
+
+    let linked = dlstatic_in(d, &["link", "--db", "db", "-o", "host-static", "host.o"]);
+    assert!(linked.status.success(), "{}", stderr(&linked));
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("host-static.km/plan.json")).unwrap())
+            .unwrap();
+    for lib in ["libxslt.a", "libexslt.a"] {
+        let archives = archives_in_summary(&plan, lib);
+        assert!(
+            archives.len() == 1 && archives[0].contains("/deps/libxslt-"),
+            "{lib}: {archives:?}"
+        );
+    }
+    let dynamic = Command::new("cc")
+        .args(["host.o", "-o", "host-dynamic"])
+        .current_dir(d)
+        .status()
+        .unwrap();
+    assert!(dynamic.success());
+    let run = |exe: &str| Command::new(d.join(exe)).current_dir(d).output().unwrap();
+    let (static_out, dynamic_out) = (run("host-static"), run("host-dynamic"));
+    assert!(static_out.status.success(), "{}", stderr(&static_out));
+    assert_eq!(
+        String::from_utf8_lossy(&static_out.stdout),
+        String::from_utf8_lossy(&dynamic_out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&static_out.stdout).starts_with("libxslt 1013"));
+}
+
+/// The archives a plan summary (plan.json, the audit's `plan`) takes for `name`.
+fn archives_in_summary(plan: &serde_json::Value, name: &str) -> Vec<String> {
+    let libraries = plan["system_libraries"].as_array().unwrap();
+    libraries
+        .iter()
+        .map(|lib| lib["archive"].as_str().unwrap().to_string())
+        .filter(|archive| archive.ends_with(&format!("/{name}")))
+        .collect()
 }
 
 /// The payload's interpreter in an empty root holding only the payload.

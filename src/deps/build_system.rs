@@ -82,7 +82,7 @@ impl Build<'_> {
     }
 
     fn autotools(&self) -> Result<()> {
-        if !self.tree.join("configure").is_file() {
+        if self.configure_is_stale() {
             self.step("autoreconf", &["autoreconf", "-fi"], &self.tree)?;
         }
         let prefix = format!("--prefix={}", self.prefix.to_string_lossy());
@@ -120,6 +120,23 @@ impl Build<'_> {
         match recipe.filter(|r| !r.install.is_empty()) {
             Some(recipe) => self.install_listed(recipe),
             None => self.step("install", &["make", "install"], &self.tree),
+        }
+    }
+
+    /// No `configure`, or a Debian patch changed `configure.ac` after it was generated
+    /// (as debhelper does, regenerate it: the Makefile would otherwise try, and fail
+    /// on the exact automake version it was made with).
+    fn configure_is_stale(&self) -> bool {
+        let modified = |file: &str| {
+            std::fs::metadata(self.tree.join(file))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        match modified("configure") {
+            None => true,
+            Some(configure) => ["configure.ac", "configure.in"]
+                .iter()
+                .any(|input| modified(input).is_some_and(|t| t > configure)),
         }
     }
 

@@ -5,13 +5,14 @@
 //! CACHE/deps/<srcpkg>-<version>-<key>/     lib/*.a, lib/pkgconfig/*.pc, include/, logs/
 //! CACHE/deps/.staging-<same>/              a build under way (or the last failed one:
 //!                                          src/, root/ = DESTDIR, logs/)
+//! CACHE/deps/.lock-<same>                  held while it builds
 //! CACHE/src/                               the downloaded source packages
 //! ```
 //! key = md5 of the source files' archive checksums, the recipe, the compiler's version
 //! and BUILD_FORMAT. An entry is published by one rename when complete, so an entry that
 //! exists is whole.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
@@ -66,8 +67,19 @@ impl Entry {
         self.staging().join("logs")
     }
 
-    /// Fetch, unpack, build and install; then publish the prefix as this entry.
+    /// Fetch, unpack, build and install; then publish the prefix as this entry. One
+    /// build of an entry at a time: another dlstatic building it is waited for.
     pub fn build(&self, jobs: usize) -> Result<()> {
+        let name = self.dir.file_name().unwrap().to_string_lossy();
+        let lock_path = self.dir.with_file_name(format!(".lock-{name}"));
+        std::fs::create_dir_all(self.dir.parent().unwrap())?;
+        let lock = std::fs::File::create(&lock_path)
+            .with_context(|| format!("{}: cannot create", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("{}: cannot lock", lock_path.display()))?;
+        if self.exists() {
+            return Ok(());
+        }
         let staging = self.staging();
         if staging.exists() {
             std::fs::remove_dir_all(&staging)
@@ -91,12 +103,7 @@ impl Entry {
         build.run()?;
         let prefix = build.staged_prefix();
         std::fs::rename(&logs, prefix.join("logs"))?;
-        if let Err(error) = crate::fsutil::publish(&prefix, &self.dir) {
-            // another dlstatic finished the same entry first: as good as ours
-            if !self.exists() {
-                return Err(error);
-            }
-        }
+        crate::fsutil::publish(&prefix, &self.dir)?;
         let _ = std::fs::remove_dir_all(&staging);
         Ok(())
     }
@@ -115,9 +122,4 @@ impl Entry {
         names.sort();
         names
     }
-}
-
-/// An entry's `lib/`, where the link looks first.
-pub fn lib_dir(prefix: &Path) -> PathBuf {
-    prefix.join("lib")
 }
