@@ -430,7 +430,7 @@ fn link_command(output: &std::path::Path, inputs: LinkInputs) -> Result<i32> {
     let deps = deps::Mode::Build {
         jobs: default_jobs(),
     };
-    let plan = inputs.plan(&work, &mut [], deps)?.plan;
+    let deps::Outcome { plan, built } = inputs.plan(&work, &mut [], deps)?;
     let linked = link::link(&plan, output, &work)?;
     let summary = plan.summary();
     let sum = |f: fn(&ModuleSummary) -> usize| summary.modules.iter().map(f).sum::<usize>();
@@ -445,5 +445,8 @@ fn link_command(output: &std::path::Path, inputs: LinkInputs) -> Result<i32> {
         sum(|m| m.exports),
         linked.main_symbols
     );
+    for dep in built {
+        eprintln!("dlstatic: {}", dep.describe());
+    }
     Ok(0)
 }

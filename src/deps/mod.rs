@@ -51,6 +51,20 @@ pub struct Built {
     pub reused: bool,
 }
 
+impl Built {
+    /// The summary line of a build or link that used it.
+    pub fn describe(&self) -> String {
+        let libraries: Vec<String> = self.libraries.iter().map(|l| format!("lib{l}.a")).collect();
+        format!(
+            "static libraries built by dlstatic from {} ({}): {} in {}",
+            self.source,
+            if self.reused { "reused" } else { "built now" },
+            libraries.join(", "),
+            self.prefix.display()
+        )
+    }
+}
+
 /// The final plan and the dependency prefixes it searches first.
 pub struct Outcome {
     pub plan: Plan,

@@ -315,14 +315,7 @@ fn report_built(
         started.elapsed()
     );
     for dep in built {
-        let libraries: Vec<String> = dep.libraries.iter().map(|l| format!("lib{l}.a")).collect();
-        eprintln!(
-            "dlstatic: static libraries built by dlstatic from {} ({}): {} in {}",
-            dep.source,
-            if dep.reused { "reused" } else { "built now" },
-            libraries.join(", "),
-            dep.prefix.display()
-        );
+        eprintln!("dlstatic: {}", dep.describe());
     }
 }
 
