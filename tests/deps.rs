@@ -31,12 +31,13 @@ fn modules_file(name: &str, requirement: &str) -> PathBuf {
     modules
 }
 
-/// `dlstatic build --modules` into scratch()/OUT, which must work; its stderr.
-fn build_ok(out: &str, modules: &Path, extra: &[&str]) -> (PathBuf, String) {
+/// `dlstatic build --modules` into a new scratch()/OUT, which must work; its stderr.
+fn build_ok(out: &str, modules: &Path) -> (PathBuf, String) {
     let out = scratch().join(out);
-    let mut args = vec!["--modules", modules.to_str().unwrap()];
-    args.extend(extra);
-    let result = build(&out, &args);
+    // a previous run's OUT would make the build "up to date", with nothing to say
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(out.with_extension("km"));
+    let result = build(&out, &["--modules", modules.to_str().unwrap()]);
     let log = stderr(&result);
     assert!(result.status.success(), "dlstatic build failed:\n{log}");
     (out, log)
@@ -45,14 +46,7 @@ fn build_ok(out: &str, modules: &Path, extra: &[&str]) -> (PathBuf, String) {
 /// The psycopg2 payload, built once (building libpq from source the first time).
 fn psycopg2_dist() -> &'static (PathBuf, String) {
     static DIST: OnceLock<(PathBuf, String)> = OnceLock::new();
-    DIST.get_or_init(|| {
-        let _ = std::fs::remove_dir_all(scratch().join("psycopg2"));
-        build_ok(
-            "psycopg2",
-            &modules_file("psycopg2", "psycopg2==2.9.10"),
-            &[],
-        )
-    })
+    DIST.get_or_init(|| build_ok("psycopg2", &modules_file("psycopg2", "psycopg2==2.9.10")))
 }
 
 /// The static archives the executed link plan took for `name` (`libpq.a`).
@@ -130,7 +124,7 @@ fn psycopg2_talks_to_a_real_server_through_a_libpq_dlstatic_built() {
 fn a_second_build_reuses_the_dependency_cache() {
     psycopg2_dist();
     let modules = modules_file("psycopg2", "psycopg2==2.9.10");
-    let (dist, log) = build_ok("psycopg2-again", &modules, &[]);
+    let (dist, log) = build_ok("psycopg2-again", &modules);
     assert!(
         log.lines()
             .any(|l| l.starts_with("dlstatic: reused libpq built from postgresql-15")),
@@ -191,7 +185,7 @@ fn without_build_deps_the_audit_names_the_missing_library() {
 #[ignore]
 fn lxml_xslt_and_exslt_with_libxslt_dlstatic_built() {
     let modules = modules_file("lxml", "lxml==5.3.0");
-    let (dist, log) = build_ok("lxml", &modules, &[]);
+    let (dist, log) = build_ok("lxml", &modules);
     for name in ["libxslt.a", "libexslt.a"] {
         let archives = planned_archives(&dist, name);
         assert_eq!(archives.len(), 1, "{name}: {archives:?}");

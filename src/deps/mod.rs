@@ -17,7 +17,6 @@ pub mod source;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
 
 use crate::plan::Plan;
 use cache::Entry;
@@ -40,7 +39,7 @@ pub enum Mode {
 }
 
 /// A dependency prefix the link uses.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Built {
     /// `postgresql-15 15.18-0+deb12u1`
     pub source: String,
