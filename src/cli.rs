@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::audit::{self, Severity};
 use crate::capture;
 use crate::deploy;
+use crate::deps;
 use crate::link;
 use crate::plan::{ModuleSummary, Plan, ProgramSettings, Request, Source};
 use crate::python::build::{self, BuildOptions};
@@ -204,6 +205,10 @@ struct BuildArgs {
     /// sccache, distcc, or a program's path (see `dlstatic capture --help`)
     #[arg(long, value_name = "LAUNCHER")]
     cc_launcher: Option<String>,
+    /// Do not build missing static libraries from their Debian source packages
+    /// (~/.cache/dlstatic/deps/, docs/deps.md): a missing libfoo.a stays an error
+    #[arg(long)]
+    no_build_deps: bool,
 }
 
 impl From<BuildArgs> for BuildOptions {
@@ -226,6 +231,7 @@ impl From<BuildArgs> for BuildOptions {
             timings: a.timings,
             keep_going: a.keep_going,
             cc_launcher: a.cc_launcher,
+            build_deps: !a.no_build_deps,
         }
     }
 }
@@ -290,6 +296,10 @@ struct LinkInputs {
     /// dlopen("libc.so.6") then offer only the libc functions something calls
     #[arg(long)]
     no_libc_exports: bool,
+    /// Do not build missing static libraries from their Debian source packages (`link`
+    /// builds them into ~/.cache/dlstatic/deps/; `audit` and `plan` say which it would build)
+    #[arg(long)]
+    no_build_deps: bool,
     /// Objects, archives and -l flags of the main program, then optionally
     /// `-- LINKER_ARGS…` for the end of the final link line
     #[arg(value_name = "MAIN_INPUT", allow_hyphen_values = true)]
@@ -297,20 +307,33 @@ struct LinkInputs {
 }
 
 impl LinkInputs {
-    /// The plan for these inputs; `flags` are this command's own switches, which clap
-    /// takes as inputs when they follow one (MAIN_INPUTs may start with '-': `-lm`).
-    fn plan(self, work: &LinkWork, flags: &mut [(&str, &mut bool)]) -> Result<Plan> {
+    /// The plan for these inputs, with missing libraries built (or only named) as `deps`
+    /// says; `flags` are this command's own switches, which clap takes as inputs when
+    /// they follow one (MAIN_INPUTs may start with '-': `-lm`).
+    fn plan(
+        mut self,
+        work: &LinkWork,
+        flags: &mut [(&str, &mut bool)],
+        deps: deps::Mode,
+    ) -> Result<deps::Outcome> {
+        let mut no_build_deps = self.no_build_deps;
         // the plan and its JSON hold main inputs as text: name the one that is not
-        let mut main_inputs = (self.main_inputs.into_iter())
+        let mut main_inputs = (std::mem::take(&mut self.main_inputs).into_iter())
             .map(|arg| arg.into_string())
             .collect::<Result<Vec<String>, _>>()
             .map_err(|arg| anyhow::anyhow!("MAIN_INPUT {arg:?}: not UTF-8 text"))?;
-        main_inputs.retain(|arg| match flags.iter_mut().find(|(name, _)| name == arg) {
-            Some((_, set)) => {
-                **set = true;
-                false
+        main_inputs.retain(|arg| {
+            if arg == "--no-build-deps" {
+                no_build_deps = true;
+                return false;
             }
-            None => true,
+            match flags.iter_mut().find(|(name, _)| name == arg) {
+                Some((_, set)) => {
+                    **set = true;
+                    false
+                }
+                None => true,
+            }
         });
         let linker_args = match main_inputs.iter().position(|a| a == "--") {
             Some(at) => main_inputs.split_off(at).split_off(1),
@@ -321,21 +344,26 @@ impl LinkInputs {
                 "no MAIN_INPUT given before `--` (the main program's objects, archives or -l flags)"
             );
         }
-        Plan::build(&Request {
-            sources: vec![Source {
-                db: self.db,
-                ids: None,
-            }],
-            only: self.only,
-            exclude: Vec::new(),
-            program: ProgramSettings {
-                main_inputs,
-                linker_args,
-                eager_constructors: self.eager_constructors,
-                pie: self.pie,
-                libc_exports: !self.no_libc_exports,
-            },
-            work,
+        let program = ProgramSettings {
+            main_inputs,
+            linker_args,
+            eager_constructors: self.eager_constructors,
+            pie: self.pie,
+            libc_exports: !self.no_libc_exports,
+        };
+        let deps = if no_build_deps { deps::Mode::Off } else { deps };
+        deps::plan(deps, |dep_prefixes| {
+            Plan::build(&Request {
+                sources: vec![Source {
+                    db: self.db.clone(),
+                    ids: None,
+                }],
+                only: self.only.clone(),
+                exclude: Vec::new(),
+                program: program.clone(),
+                dep_prefixes: dep_prefixes.to_vec(),
+                work,
+            })
         })
     }
 }
@@ -392,7 +420,11 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Plan { inputs, mut json } => {
             let scratch = tempfile::tempdir()?;
             let work = LinkWork::at(scratch.path().to_path_buf());
-            let summary = inputs.plan(&work, &mut [("--json", &mut json)])?.summary();
+            let flags = &mut [("--json", &mut json)];
+            let summary = inputs
+                .plan(&work, flags, deps::Mode::Describe)?
+                .plan
+                .summary();
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&summary)?),
                 false => print!("{}", summary.render_text()),
@@ -419,8 +451,8 @@ fn audit_command(inputs: LinkInputs, mut json: bool, mut strict: bool) -> Result
     let scratch = tempfile::tempdir()?;
     let work = LinkWork::at(scratch.path().to_path_buf());
     let flags = &mut [("--json", &mut json), ("--strict", &mut strict)];
-    let report = match inputs.plan(&work, flags) {
-        Ok(plan) => audit::report(&plan),
+    let report = match inputs.plan(&work, flags, deps::Mode::Describe) {
+        Ok(outcome) => audit::report(&outcome.plan),
         Err(error) => {
             eprintln!("dlstatic: error: {error:#}");
             return Ok(2);
@@ -445,7 +477,10 @@ fn audit_command(inputs: LinkInputs, mut json: bool, mut strict: bool) -> Result
 fn link_command(output: &std::path::Path, inputs: LinkInputs) -> Result<i32> {
     let work = LinkWork::beside(output);
     let _lock = work.lock(output)?;
-    let plan = inputs.plan(&work, &mut [])?;
+    let deps = deps::Mode::Build {
+        jobs: default_jobs(),
+    };
+    let deps::Outcome { plan, built } = inputs.plan(&work, &mut [], deps)?;
     let linked = link::link(&plan, output, &work)?;
     let summary = plan.summary();
     let sum = |f: fn(&ModuleSummary) -> usize| summary.modules.iter().map(f).sum::<usize>();
@@ -460,5 +495,8 @@ fn link_command(output: &std::path::Path, inputs: LinkInputs) -> Result<i32> {
         sum(|m| m.exports),
         linked.main_symbols
     );
+    for dep in built {
+        eprintln!("dlstatic: {}", dep.describe());
+    }
     Ok(0)
 }

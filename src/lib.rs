@@ -28,3 +28,4 @@ pub mod audit;
 pub mod python;
 
 pub mod deploy;
+pub mod deps;

@@ -146,7 +146,12 @@ pub fn report(plan: &Plan) -> Report {
         ));
     }
     duplicate_definition_findings(&modules, &plan.program, &mut findings);
-    resolution_findings(&modules, &plan.resolution, &mut findings);
+    // modules that link a library dlstatic will build: it may define what they miss
+    let awaiting_builds: BTreeSet<usize> = (plan.missing_libs.iter())
+        .filter(|m| m.build_from.is_some())
+        .map(|m| m.module)
+        .collect();
+    resolution_findings(&modules, &plan.resolution, &awaiting_builds, &mut findings);
     duplicate_basename_findings(&modules, &mut findings);
     for module in &modules {
         module_behaviour_findings(module, &modules, &mut findings);
@@ -171,7 +176,12 @@ pub fn report(plan: &Plan) -> Report {
 }
 
 /// Bindings, ambiguous and unresolved module references.
-fn resolution_findings(modules: &[&Module], resolution: &Resolution, findings: &mut Vec<Finding>) {
+fn resolution_findings(
+    modules: &[&Module],
+    resolution: &Resolution,
+    awaiting_builds: &BTreeSet<usize>,
+    findings: &mut Vec<Finding>,
+) {
     for (from, name, to) in &resolution.bindings {
         let (from, to) = (&modules[*from].file_name, &modules[*to].file_name);
         findings.push(finding("cross-module-reference", Severity::Info, vec![from.clone(), to.clone()], vec![name.clone()],
@@ -202,6 +212,12 @@ fn resolution_findings(modules: &[&Module], resolution: &Resolution, findings: &
     }
     for (from, names) in unresolved {
         let module = &modules[from].file_name;
+        if awaiting_builds.contains(&from) {
+            findings.push(finding("unresolved-symbol", Severity::Info, vec![module.clone()], names.clone(),
+                format!("{module} uses {} that nothing defines yet; the libraries dlstatic will build for it are expected to (the link says if they do not)",
+                    plural(names.len(), "symbol"))));
+            continue;
+        }
         findings.push(finding("unresolved-symbol", Severity::Error, vec![module.clone()], names.clone(),
             format!("{module} uses {} that no module, main input or static library defines; a static link fails on it (add the library that defines it to the main inputs)",
                 plural(names.len(), "symbol"))));
@@ -231,9 +247,16 @@ fn missing_library_finding(missing: &MissingLib, module: &Module) -> Finding {
             module.file_name
         ),
     };
-    let severity = match missing.blocks_link() {
-        true => Severity::Error,
-        false => Severity::Warning,
+    let severity = match (missing.blocks_link(), &missing.build_from) {
+        (true, None) => Severity::Error,
+        (false, None) => Severity::Warning,
+        (_, Some(_)) => Severity::Info,
+    };
+    let advice = match &missing.build_from {
+        Some(source) => format!(
+            "dlstatic will build it from source package {source} (--no-build-deps: it stays an error)"
+        ),
+        None => system_libs::static_archive_advice(lib, &module.lib_dirs),
     };
     let archive = match lib.starts_with('/') {
         true => format!("static archive for {lib}"),
@@ -244,10 +267,7 @@ fn missing_library_finding(missing: &MissingLib, module: &Module) -> Finding {
         severity,
         vec![module.file_name.clone()],
         missing.needed_symbols.clone(),
-        format!(
-            "no {archive}: {why}; {}",
-            system_libs::static_archive_advice(lib, &module.lib_dirs)
-        ),
+        format!("no {archive}: {why}; {advice}"),
     )
 }
 

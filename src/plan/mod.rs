@@ -39,6 +39,8 @@ pub struct Request<'a> {
     /// Globs of modules to leave out, matched the same way.
     pub exclude: Vec<String>,
     pub program: ProgramSettings,
+    /// Prefixes of libraries dlstatic built (src/deps/): their `lib/` is searched first.
+    pub dep_prefixes: Vec<PathBuf>,
     /// Where module analyses are kept and reused.
     pub work: &'a LinkWork,
 }
@@ -125,7 +127,8 @@ impl Plan {
             false => Driver::C,
         };
         let just_modules: Vec<&Module> = modules.iter().map(|m| &m.module).collect();
-        let (system_libs, mut missing_libs) = system_libs::resolve(&just_modules);
+        let (system_libs, mut missing_libs) =
+            system_libs::resolve(&just_modules, &request.dep_prefixes);
         let program = Program::collect(request, &system_libs, driver)?;
         let resolution = resolve::resolve(&just_modules, &program);
         for (from, bindings) in resolve::bindings_by_module(&just_modules, &resolution)

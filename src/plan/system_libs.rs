@@ -35,6 +35,8 @@ pub struct MissingLib {
     pub needed_by: Option<String>,
     /// Names the pulled archive members need that only this library would define.
     pub needed_symbols: Vec<String>,
+    /// The source package dlstatic would build it from (`dlstatic audit`, `plan`).
+    pub build_from: Option<String>,
 }
 
 impl MissingLib {
@@ -83,10 +85,16 @@ impl MissingLib {
 }
 
 /// The static archives for every module's `-l` libraries (and their static needs, in
-/// first-use order) and shared inputs; and the libraries that have none.
-pub fn resolve(modules: &[&Module]) -> (Vec<SystemLib>, Vec<MissingLib>) {
+/// first-use order) and shared inputs; and the libraries that have none. The `lib/` of
+/// each dependency prefix (built by dlstatic, src/deps/) is searched before all else.
+pub fn resolve(modules: &[&Module], prefixes: &[PathBuf]) -> (Vec<SystemLib>, Vec<MissingLib>) {
     let mut out = Resolved::default();
+    let prefix_dirs: Vec<String> = prefixes
+        .iter()
+        .map(|p| p.join("lib").to_string_lossy().into_owned())
+        .collect();
     for (index, module) in modules.iter().enumerate() {
+        let lib_dirs = [prefix_dirs.clone(), module.lib_dirs.clone()].concat();
         // (library, the library that needs it when linked statically, if not the module)
         let mut pending: VecDeque<(String, Option<String>)> =
             module.libs.iter().map(|lib| (lib.clone(), None)).collect();
@@ -103,7 +111,10 @@ pub fn resolve(modules: &[&Module]) -> (Vec<SystemLib>, Vec<MissingLib>) {
             let lib = lib
                 .and_then(|stem| stem.strip_prefix("lib"))
                 .map(String::from);
-            match static_archive_for_shared(shared) {
+            let built = lib
+                .as_deref()
+                .and_then(|l| static_archive_in(l, &prefix_dirs));
+            match built.or_else(|| static_archive_for_shared(shared)) {
                 Some(archive) => {
                     let soname = crate::fsutil::map(Path::new(shared))
                         .ok()
@@ -112,7 +123,7 @@ pub fn resolve(modules: &[&Module]) -> (Vec<SystemLib>, Vec<MissingLib>) {
                     out.add(shared.clone(), archive, soname, index);
                     let deps = lib
                         .iter()
-                        .flat_map(|l| static_dependencies(l, &module.lib_dirs));
+                        .flat_map(|l| static_dependencies(l, &lib_dirs, &prefix_dirs));
                     pending.extend(deps.map(|dep| (dep, lib.clone())));
                 }
                 None => out
@@ -125,13 +136,13 @@ pub fn resolve(modules: &[&Module]) -> (Vec<SystemLib>, Vec<MissingLib>) {
             if provided_by_driver(&lib) || !seen.insert(lib.clone()) {
                 continue;
             }
-            let Some(archive) = static_archive_for(&lib, &module.lib_dirs) else {
+            let Some(archive) = static_archive_for(&lib, &lib_dirs) else {
                 out.missing.push(MissingLib::new(lib, index, needed_by));
                 continue;
             };
-            let deps = static_dependencies(&lib, &module.lib_dirs);
+            let deps = static_dependencies(&lib, &lib_dirs, &prefix_dirs);
             pending.extend(deps.into_iter().map(|dep| (dep, Some(lib.clone()))));
-            let soname = soname_for(&lib, &module.lib_dirs);
+            let soname = soname_for(&lib, &lib_dirs);
             out.add(lib, archive, soname, index);
         }
     }
@@ -165,6 +176,7 @@ impl MissingLib {
             module,
             needed_by,
             needed_symbols: Vec::new(),
+            build_from: None,
         }
     }
 }
@@ -236,6 +248,20 @@ fn shared_stem(name: &str) -> Option<&str> {
     name.find(".so")
         .filter(|&i| name[i + 3..].is_empty() || name[i + 3..].starts_with('.'))
         .map(|i| &name[..i])
+}
+
+/// `lib<lib>.a` in one of `dirs` only (no compiler search path).
+fn static_archive_in(lib: &str, dirs: &[String]) -> Option<PathBuf> {
+    let file = format!("lib{lib}.a");
+    dirs.iter()
+        .map(|dir| Path::new(dir).join(&file))
+        .find(|p| p.is_file())
+}
+
+/// The shared library behind `-l<lib>`: the development symlink, else the runtime
+/// library (`libfoo.so.N`, when no -dev package is installed).
+pub fn shared_library_file(lib: &str, lib_dirs: &[String]) -> Option<PathBuf> {
+    shared_library_path(lib, lib_dirs).or_else(|| glob_runtime_library(lib))
 }
 
 /// The development symlink `lib<lib>.so` the linker would find for `-l<lib>`.
@@ -329,18 +355,27 @@ const IN_LIBC: &[&str] = &["c", "m", "dl", "pthread", "rt", "util", "resolv", "m
 
 /// The libraries `-l<lib>` needs when linked statically: its shared library's DT_NEEDED
 /// entries (what the dynamic loader would have brought along) and what
-/// `pkg-config --static --libs-only-l` adds, without glibc's own.
-pub fn static_dependencies(lib: &str, lib_dirs: &[String]) -> Vec<String> {
-    let mut deps: Vec<String> = system_shared_library(lib, lib_dirs)
-        .map(|shared| {
-            shared
-                .needed
-                .iter()
-                .filter_map(|soname| lib_name_of_soname(soname))
-                .collect()
-        })
-        .unwrap_or_default();
-    deps.extend(pkg_config_static_libs(lib));
+/// `pkg-config --static --libs-only-l` adds, without glibc's own. An archive that
+/// dlstatic built (in one of `prefix_dirs`) needs exactly what its own `.pc` says: the
+/// system's shared library was built with other options.
+pub fn static_dependencies(lib: &str, lib_dirs: &[String], prefix_dirs: &[String]) -> Vec<String> {
+    let built_in =
+        static_archive_in(lib, prefix_dirs).and_then(|a| Some(a.parent()?.to_path_buf()));
+    let mut deps: Vec<String> = match &built_in {
+        Some(dir) => prefix_static_libs(lib, dir),
+        None => system_shared_library(lib, lib_dirs)
+            .map(|shared| {
+                shared
+                    .needed
+                    .iter()
+                    .filter_map(|soname| lib_name_of_soname(soname))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    if built_in.is_none() {
+        deps.extend(pkg_config_static_libs(lib));
+    }
     let mut seen = std::collections::HashSet::new();
     deps.retain(|dep| {
         dep != lib
@@ -387,6 +422,35 @@ fn run_pkg_config_static_libs(lib: &str) -> Vec<String> {
         .collect()
 }
 
+/// What a dlstatic-built `lib<lib>.a` in `dir` needs: its `.pc` (found through that
+/// `pkgconfig/` first), else its libtool `.la`'s `dependency_libs`.
+fn prefix_static_libs(lib: &str, dir: &Path) -> Vec<String> {
+    let pc_dir = dir.join("pkgconfig");
+    let la = std::fs::read_to_string(dir.join(format!("lib{lib}.la"))).unwrap_or_default();
+    let flags = match [format!("lib{lib}"), lib.to_string()]
+        .into_iter()
+        .find(|name| pc_dir.join(format!("{name}.pc")).is_file())
+    {
+        Some(package) => {
+            let mut command = std::process::Command::new("pkg-config");
+            command.env("PKG_CONFIG_PATH", &pc_dir);
+            process::query(command.args(["--static", "--libs-only-l", &package]))
+                .unwrap_or_default()
+        }
+        None => la
+            .lines()
+            .find_map(|l| l.strip_prefix("dependency_libs="))
+            .unwrap_or("")
+            .trim_matches(|c| c == '\'' || c == ' ')
+            .to_string(),
+    };
+    flags
+        .split_whitespace()
+        .filter_map(|flag| flag.strip_prefix("-l"))
+        .map(String::from)
+        .collect()
+}
+
 /// Every package pkg-config knows (`--list-all`), asked once: most `-l` names have none.
 fn pkg_config_packages() -> &'static HashSet<String> {
     static PACKAGES: OnceLock<HashSet<String>> = OnceLock::new();
@@ -423,9 +487,9 @@ mod tests {
     #[test]
     fn static_dependencies_follow_dt_needed_and_pkg_config() {
         // libtirpc.so.3 needs libgssapi_krb5.so.2 (DT_NEEDED); pkg-config does not say so
-        assert!(static_dependencies("tirpc", &[]).contains(&"gssapi_krb5".to_string()));
+        assert!(static_dependencies("tirpc", &[], &[]).contains(&"gssapi_krb5".to_string()));
         // libssl needs libcrypto; glibc's own libraries never appear
-        let ssl = static_dependencies("ssl", &[]);
+        let ssl = static_dependencies("ssl", &[], &[]);
         assert!(ssl.contains(&"crypto".to_string()), "{ssl:?}");
         assert!(
             !ssl.iter().any(|d| IN_LIBC.contains(&d.as_str())),

@@ -24,7 +24,7 @@ use crate::python::site::{self, Packages};
 use crate::python::{cpython, packages, verify};
 use crate::toolchain;
 use crate::workdir::{BuildWork, this_dlstatic};
-use crate::{deploy, link};
+use crate::{deploy, deps, link};
 
 /// extensions/skip_builtins.txt as shipped, the default skip list.
 const DEFAULT_SKIP_LIST: &str = include_str!("../../extensions/skip_builtins.txt");
@@ -58,6 +58,8 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// `--cc-launcher` for the packages' compiles.
     pub cc_launcher: Option<String>,
+    /// Build missing static libraries from their Debian source packages (src/deps/).
+    pub build_deps: bool,
 }
 
 /// What `build` made of OUT.
@@ -124,7 +126,11 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
         .prefix(&BuildWork::staging_prefix(&out))
         .tempdir_in(parent)?;
     let root = staging.path();
-    let plan = plan_and_audit(&inputs, &python, packages.as_ref(), &work)?;
+    let deps = match options.build_deps {
+        true => deps::Mode::Build { jobs: options.jobs },
+        false => deps::Mode::Off,
+    };
+    let (plan, built) = plan_and_audit(&inputs, &python, packages.as_ref(), &work, deps)?;
     timings.lap("plan and audit");
     let manifest = link_and_assemble(
         options,
@@ -144,7 +150,7 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
     stamp.clear();
     replace_dir(root, &out)?;
     let _ = staging.keep();
-    report_built(&out, &python.version, &manifest, started);
+    report_built(&out, &python.version, &manifest, &built, started);
     timings.print();
     if !failed.is_empty() {
         // no stamp: the next build tries the failed packages again
@@ -222,13 +228,15 @@ impl Inputs {
 }
 
 /// The interpreter's link: CPython's stdlib modules (less the skipped) and the
-/// packages' modules; its audit is written beside the payload.
+/// packages' modules, with the static libraries they lack built as `deps` says; its
+/// audit is written beside the payload.
 fn plan_and_audit(
     inputs: &Inputs,
     python: &CpythonBuild,
     packages: Option<&Packages>,
     work: &BuildWork,
-) -> Result<Plan> {
+    deps: deps::Mode,
+) -> Result<(Plan, Vec<deps::Built>)> {
     let link_work = work.link();
     link_work.create()?;
     let mut sources = vec![Source {
@@ -243,20 +251,25 @@ fn plan_and_audit(
         &python.version,
         &work.launcher(),
     )?);
-    let plan = Plan::build(&Request {
-        sources,
-        only: Vec::new(),
-        exclude: inputs.skip.iter().map(|name| format!("{name}.*")).collect(),
-        program: ProgramSettings {
-            main_inputs: python.main_inputs()?,
-            linker_args,
-            eager_constructors: inputs.eager_constructors,
-            pie: inputs.pie,
-            libc_exports: inputs.libc_exports,
-        },
-        work: &link_work,
-    })
-    .context("planning the link")?;
+    let program = ProgramSettings {
+        main_inputs: python.main_inputs()?,
+        linker_args,
+        eager_constructors: inputs.eager_constructors,
+        pie: inputs.pie,
+        libc_exports: inputs.libc_exports,
+    };
+    let outcome = deps::plan(deps, |dep_prefixes| {
+        Plan::build(&Request {
+            sources: sources.clone(),
+            only: Vec::new(),
+            exclude: inputs.skip.iter().map(|name| format!("{name}.*")).collect(),
+            program: program.clone(),
+            dep_prefixes: dep_prefixes.to_vec(),
+            work: &link_work,
+        })
+        .context("planning the link")
+    })?;
+    let plan = outcome.plan;
     let report = audit::report(&plan);
     crate::fsutil::write_atomic(&work.audit(), &serde_json::to_vec_pretty(&report)?)?;
     eprintln!(
@@ -266,7 +279,7 @@ fn plan_and_audit(
         report.count(Severity::Info),
         work.audit().display()
     );
-    Ok(plan)
+    Ok((plan, outcome.built))
 }
 
 /// Link the interpreter into `root`/bin and lay out the payload around it.
@@ -324,7 +337,13 @@ fn link_and_assemble(
     Ok(manifest)
 }
 
-fn report_built(out: &Path, version: &str, manifest: &Manifest, started: Instant) {
+fn report_built(
+    out: &Path,
+    version: &str,
+    manifest: &Manifest,
+    built: &[deps::Built],
+    started: Instant,
+) {
     let stdlib = manifest
         .modules
         .iter()
@@ -343,6 +362,9 @@ fn report_built(out: &Path, version: &str, manifest: &Manifest, started: Instant
             manifest.test_files_left_out,
             manifest.test_modules_left_out.len()
         );
+    }
+    for dep in built {
+        eprintln!("dlstatic: {}", dep.describe());
     }
 }
 
@@ -376,7 +398,7 @@ fn build_key(
     let mut context = md5::Context::new();
     context.consume(this_dlstatic()?);
     let settings = format!(
-        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\0{}\0{}\0{}",
+        "{source_key}\0{}\0{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}\0{}\0{}\0{}\0{}",
         packages.map_or("", |p| p.key.as_str()),
         skip.join(" "),
         options.keep_so,
@@ -387,7 +409,8 @@ fn build_key(
         options.eager_constructors,
         options.pie,
         options.libc_exports,
-        options.keep_tests
+        options.keep_tests,
+        options.build_deps
     );
     context.consume(settings.as_bytes());
     Ok(format!("{:x}", context.finalize()))

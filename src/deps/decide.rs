@@ -1,0 +1,117 @@
+//! What to build for a Plan: each missing library that blocks the link, mapped to the
+//! library whose build supplies it (itself, or the parent archive that a recipe rebuilds
+//! without it) and that library's source package.
+
+use std::path::Path;
+
+use super::recipe::{self, Recipe};
+use super::source;
+use crate::plan::Plan;
+use crate::plan::system_libs;
+
+/// One build that supplies one or more missing libraries.
+pub struct Wanted {
+    /// The `-l` name of the library built (`pq` when libpq.a needs gssapi_krb5).
+    pub library: String,
+    /// Its Debian source package.
+    pub source: String,
+    pub recipe: Option<&'static Recipe>,
+    /// The plan's missing libraries (indices) this build supplies.
+    pub missing: Vec<usize>,
+    /// Which builds go first (lowest): see `urgency`.
+    pub urgency: u8,
+}
+
+/// The builds the plan's blocking missing libraries call for, one per source package,
+/// in the plan's order. A library no source package ships is left out: it stays an error.
+pub fn wanted(plan: &Plan) -> Vec<Wanted> {
+    let mut out: Vec<Wanted> = Vec::new();
+    for (index, missing) in plan.missing_libs.iter().enumerate() {
+        if !missing.blocks_link() {
+            continue;
+        }
+        let lib = library_name(&missing.lib);
+        let parent_recipe = (missing.needed_by.as_deref())
+            .and_then(recipe::for_library)
+            .filter(|r| r.instead_of.contains(&lib));
+        let (library, recipe) = match parent_recipe {
+            Some(recipe) => (recipe.library.clone(), Some(recipe)),
+            None => (lib.clone(), recipe::for_library(&lib)),
+        };
+        if recipe.is_some_and(|r| r.no_static_build.is_some()) {
+            continue;
+        }
+        let lib_dirs = &plan.module(missing.module).lib_dirs;
+        let source = recipe.and_then(|r| r.source.clone()).or_else(|| {
+            let shared = match missing.lib.starts_with('/') && library == lib {
+                true => Some(Path::new(&missing.lib).to_path_buf()),
+                false => system_libs::shared_library_file(&library, lib_dirs),
+            };
+            source::owner_of(&shared?)
+        });
+        let Some(source) = source else {
+            continue;
+        };
+        let urgency = urgency(parent_recipe.is_some(), missing.needed_by.is_none());
+        match out.iter_mut().find(|w| w.source == source) {
+            Some(build) => {
+                build.missing.push(index);
+                build.urgency = build.urgency.min(urgency);
+            }
+            None => out.push(Wanted {
+                library,
+                source,
+                recipe,
+                missing: vec![index],
+                urgency,
+            }),
+        }
+    }
+    out
+}
+
+/// A parent rebuilt by its recipe first, then libraries modules link themselves, then
+/// dependencies of archives: an archive missing its own support libraries (libpq.a
+/// without libpgport) leaves names unresolved that other libraries' `.so` happen to
+/// export too (libbsd's strlcpy), and those needs vanish once the parent is rebuilt.
+fn urgency(parent_rebuild: bool, own_library: bool) -> u8 {
+    match (parent_rebuild, own_library) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    }
+}
+
+/// The `-l` name of a missing library: `xslt`, `:libxslt.so.1` → `xslt`,
+/// `/usr/lib/…/libxslt.so` → `xslt`.
+pub fn library_name(lib: &str) -> String {
+    let file = lib
+        .rsplit('/')
+        .next()
+        .unwrap_or(lib)
+        .trim_start_matches(':');
+    let stem = file.split(".so").next().unwrap_or(file);
+    match lib.starts_with('/') || lib.starts_with(':') {
+        true => stem.strip_prefix("lib").unwrap_or(stem).to_string(),
+        false => lib.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_names() {
+        assert_eq!(library_name("xslt"), "xslt");
+        assert_eq!(library_name(":libxslt.so.1"), "xslt");
+        assert_eq!(library_name("/usr/lib/x86_64-linux-gnu/libxslt.so"), "xslt");
+    }
+
+    #[test]
+    fn a_library_is_traced_to_its_source_package() {
+        // libxslt1-dev is installed (Makefile APT_PACKAGES); through the gcc path form too
+        let shared = system_libs::shared_library_file("xslt", &[]).unwrap();
+        assert_eq!(source::owner_of(&shared).as_deref(), Some("libxslt"));
+    }
+}
