@@ -1,6 +1,8 @@
 //! Packages whose build takes many minutes, kept out of `make test`: `make
 //! test-packages` runs this binary (`cargo test --release --features big-packages
-//! --test big_packages`; the feature only lets cargo build it).
+//! --test big_packages`; the feature only lets cargo build it). Each is built from its
+//! sdist, verified in an empty root, and a script's output in the static interpreter
+//! (empty root) is compared with the dynamic interpreter of the same build.
 //!
 //! rapidfuzz 3.14.6: C++ compiled by CMake with interprocedural optimisation (GCC LTO,
 //! `-flto=auto -fno-fat-lto-objects`) through scikit-build-core. Under capture its
@@ -8,11 +10,15 @@
 //! the `gcc -r -flto` conversion, which dies with an internal compiler error on them.
 //! Cold, it builds in about 8 CPU minutes (26 wall-clock minutes on the shared 2 cores).
 
-use std::path::Path;
-use std::process::{Command, Output};
+//!
+//! pandas 2.2.3 (meson-python, Cython, C and C++; with numpy 2.1.3): 36 minutes on the
+//! shared cores when first measured. gevent 24.11.1 (Cython, bundled libev and libuv,
+//! cffi): about 6 minutes.
+
+use std::path::{Path, PathBuf};
 
 mod common;
-use common::{build, stderr};
+use common::{build_ok, static_and_dynamic};
 
 /// What both interpreters print: the C++ implementation is forced
 /// (`RAPIDFUZZ_IMPLEMENTATION=cpp` raises instead of falling back to pure Python).
@@ -25,45 +31,109 @@ print(process.extractOne('new york jets', ['Atlanta Falcons', 'New York Jets', '
 print(distance.Levenshtein.distance('kitten', 'sitting'))
 ";
 
-fn output_text(out: &Output) -> String {
-    assert!(out.status.success(), "{}", stderr(out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// groupby, time zones (tzdata) and a pivot table through pandas' compiled modules.
+const PANDAS_CODE: &str = "\
+import pandas
+frame = pandas.DataFrame({'key': list('abacb'), 'value': [1, 2, 3, 4, 5]})
+print(frame.groupby('key')['value'].agg(['sum', 'mean', 'count']))
+print(pandas.date_range('2024-03-30', periods=3, freq='D', tz='Europe/Paris'))
+print(frame.pivot_table(index='key', values='value', aggfunc='max'))
+print(pandas.Series([3, 1, 2]).rank().tolist(), pandas.__version__)
+";
+
+/// Greenlets scheduled by gevent's compiled libev loop, and a TCP echo through it.
+const GEVENT_CODE: &str = "\
+import gevent, gevent.socket
+from gevent.server import StreamServer
+print(type(gevent.get_hub().loop).__module__)
+order = []
+gevent.joinall([gevent.spawn(lambda i=i: (gevent.sleep(0.01 * (3 - i)), order.append(i))) for i in range(3)])
+print(order)
+def echo(sock, _):
+    sock.sendall(sock.recv(64).upper()); sock.close()
+server = StreamServer(('127.0.0.1', 0), echo); server.start()
+client = gevent.socket.create_connection(('127.0.0.1', server.server_port))
+client.sendall(b'ping'); print(client.recv(64)); server.stop()
+";
+
+/// `tests/packages/<name>.txt` built into a fresh OUT; its verify must pass.
+fn build_verified(name: &str) -> PathBuf {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("big_packages")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let out = scratch.join("dist");
+    let (report, _) = build_ok(&out, &format!("tests/packages/{name}.txt"), &[]);
+    assert!(report.contains(" 0 failed"), "{report}");
+    out
+}
+
+/// The names of OUT's linked modules that start with `prefix`.
+fn linked(out: &Path, prefix: &str) -> Vec<String> {
+    let manifest = dlstatic::python::verify::read_manifest(out).unwrap();
+    (manifest.modules.into_iter())
+        .filter(|m| m.name.starts_with(prefix))
+        .map(|m| m.name)
+        .collect()
+}
+
+/// What `code` prints in the static interpreter (empty root), which must be what the
+/// dynamic interpreter of the same build prints.
+fn same_in_both(out: &Path, code: &str, env: &[(&str, &str)]) -> String {
+    let (static_text, dynamic_text) = static_and_dynamic(out, code, env);
+    assert_eq!(
+        static_text, dynamic_text,
+        "static and dynamic output differ"
+    );
+    static_text
 }
 
 #[test]
 fn rapidfuzz_built_with_cmake_lto_answers_as_the_dynamic_build() {
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("big_packages");
-    let _ = std::fs::remove_dir_all(&scratch);
-    let out = scratch.join("dist");
-    let result = build(&out, &["--modules", "tests/packages/rapidfuzz.txt"]);
-    let report = String::from_utf8_lossy(&result.stdout);
-    assert!(result.status.success(), "{report}\n{}", stderr(&result));
-    assert!(report.contains(" 0 failed"), "{report}");
-
-    let manifest = dlstatic::python::verify::read_manifest(&out).unwrap();
-    let linked: Vec<&str> = (manifest.modules.iter())
-        .filter(|m| m.name.starts_with("rapidfuzz."))
-        .map(|m| m.name.as_str())
-        .collect();
+    let out = build_verified("rapidfuzz");
+    let modules = linked(&out, "rapidfuzz.");
     for module in ["rapidfuzz.fuzz_cpp", "rapidfuzz.distance.metrics_cpp"] {
-        assert!(linked.contains(&module), "{module} not linked: {linked:?}");
+        assert!(
+            modules.iter().any(|m| m == module),
+            "{module} not linked: {modules:?}"
+        );
     }
+    let text = same_in_both(&out, RAPIDFUZZ_CODE, &[("RAPIDFUZZ_IMPLEMENTATION", "cpp")]);
+    assert!(text.starts_with("96.55"), "{text}");
+    let check = "CMake + GCC LTO; fuzz, process and distance answer as in the dynamic build";
+    common::results::record("big_packages", "rapidfuzz", "3.14.6", check);
+}
 
-    // the static interpreter in an empty root holding only the payload
-    let static_run = dlstatic::python::verify::chroot_command(&out)
-        .env("RAPIDFUZZ_IMPLEMENTATION", "cpp")
-        .args(["/bin/python3", "-c", RAPIDFUZZ_CODE])
-        .output()
-        .unwrap();
-    // the dynamic interpreter of the same CPython build, with the installed packages
-    let site = out.with_extension("km").join("packages/site");
-    let dynamic_run = Command::new(&manifest.dynamic_python)
-        .env("RAPIDFUZZ_IMPLEMENTATION", "cpp")
-        .env("PYTHONPATH", site)
-        .args(["-c", RAPIDFUZZ_CODE])
-        .output()
-        .unwrap();
-    let (static_text, dynamic_text) = (output_text(&static_run), output_text(&dynamic_run));
-    assert_eq!(static_text, dynamic_text, "static and dynamic rapidfuzz differ");
-    assert!(static_text.starts_with("96.55"), "{static_text}");
+#[test]
+fn pandas_groupby_answers_as_the_dynamic_build() {
+    let out = build_verified("pandas");
+    let modules = linked(&out, "pandas.");
+    assert!(
+        modules.len() >= 40,
+        "{} pandas modules: {modules:?}",
+        modules.len()
+    );
+    let text = same_in_both(&out, PANDAS_CODE, &[]);
+    assert!(
+        text.contains("Europe/Paris") && text.contains("2.2.3"),
+        "{text}"
+    );
+    let check = format!(
+        "{} modules; groupby, time zones, pivot table as in the dynamic build",
+        modules.len()
+    );
+    common::results::record("big_packages", "pandas", "2.2.3", &check);
+}
+
+#[test]
+fn gevent_loop_and_sockets_answer_as_the_dynamic_build() {
+    let out = build_verified("gevent");
+    assert!(!linked(&out, "gevent.libev").is_empty());
+    let text = same_in_both(&out, GEVENT_CODE, &[]);
+    assert!(
+        text.contains("[2, 1, 0]") && text.contains("b'PING'"),
+        "{text}"
+    );
+    let check = "libev loop, greenlet scheduling, a TCP echo as in the dynamic build";
+    common::results::record("big_packages", "gevent", "24.11.1", check);
 }

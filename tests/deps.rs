@@ -20,11 +20,12 @@ fn scratch() -> PathBuf {
 }
 
 /// A modules file naming `requirement`, with the package's smoke test from
-/// extensions/smoke/ beside it (where `dlstatic build` looks for it).
+/// tests/packages/smoke/ beside it (where `dlstatic build` looks for it).
 fn modules_file(name: &str, requirement: &str) -> PathBuf {
     let dir = scratch().join(format!("{name}-modules"));
     std::fs::create_dir_all(dir.join("smoke")).unwrap();
-    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("extensions/smoke/{name}.py"));
+    let smoke =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/packages/smoke/{name}.py"));
     std::fs::copy(&smoke, dir.join("smoke").join(format!("{name}.py"))).unwrap();
     let modules = dir.join("modules.txt");
     std::fs::write(&modules, format!("{requirement}\n")).unwrap();
@@ -37,9 +38,7 @@ fn build_ok(out: &str, modules: &Path) -> (PathBuf, String) {
     // a previous run's OUT would make the build "up to date", with nothing to say
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_dir_all(out.with_extension("km"));
-    let result = build(&out, &["--modules", modules.to_str().unwrap()]);
-    let log = stderr(&result);
-    assert!(result.status.success(), "dlstatic build failed:\n{log}");
+    let (_, log) = common::build_ok(&out, modules.to_str().unwrap(), &[]);
     (out, log)
 }
 

@@ -1,9 +1,9 @@
 //! Popular PyPI packages from their sdists (issue 15), each with its smoke test in
-//! extensions/smoke/ run by verify in an empty root, and compared with the dynamic
+//! tests/packages/smoke/ run by verify in an empty root, and compared with the dynamic
 //! interpreter of the same build where a script prints something:
-//! - `extensions/popular.txt`: SQLAlchemy (Cython) with greenlet (C++), cffi (libffi):
+//! - `tests/packages/popular.txt`: SQLAlchemy (Cython) with greenlet (C++), cffi (libffi):
 //!   ~2 minutes of package builds on 2 cores, part of `make test`;
-//! - `extensions/pydantic.txt`: pydantic-core (Rust, maturin): long to compile, so
+//! - `tests/packages/pydantic.txt`: pydantic-core (Rust, maturin): long to compile, so
 //!   `#[ignore]`d and run by `make test-packages`.
 //!
 //! Also the two defaults these packages need: packages' test packages (greenlet/tests)
@@ -11,11 +11,10 @@
 //! functions are reachable through `dlopen(NULL)` (`--no-libc-exports` turns it off).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 mod common;
-use common::{build, stderr};
+use common::{build_ok, static_and_dynamic, stderr};
 use dlstatic::python::payload::Manifest;
 use dlstatic::python::verify::{chroot_command, read_manifest};
 
@@ -23,44 +22,15 @@ fn scratch() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("popular")
 }
 
-/// A build of `modules` with `extra` options that must succeed; its stdout and stderr.
-fn built(out: &Path, modules: &str, extra: &[&str]) -> (String, String) {
-    let mut args = vec!["--modules", modules];
-    args.extend(extra);
-    let result = build(out, &args);
-    let (stdout, log) = (String::from_utf8_lossy(&result.stdout), stderr(&result));
-    assert!(result.status.success(), "build {args:?}:\n{stdout}\n{log}");
-    (stdout.into_owned(), log)
-}
-
-/// extensions/popular.txt with the defaults, built once: (OUT, verify's table, build log).
+/// tests/packages/popular.txt with the defaults, built once: (OUT, verify's table, build log).
 fn popular() -> &'static (PathBuf, String, String) {
     static DIST: OnceLock<(PathBuf, String, String)> = OnceLock::new();
     DIST.get_or_init(|| {
         let _ = std::fs::remove_dir_all(scratch());
         let out = scratch().join("dist");
-        let (table, log) = built(&out, "extensions/popular.txt", &[]);
+        let (table, log) = build_ok(&out, "tests/packages/popular.txt", &[]);
         (out, table, log)
     })
-}
-
-/// `code` run by the static interpreter in the empty root OUT, and by the dynamic one
-/// of the same build with the same packages: both outputs, which must succeed.
-fn static_and_dynamic(out: &Path, manifest: &Manifest, code: &str) -> (String, String) {
-    let text = |what: &str, run: Output| {
-        assert!(run.status.success(), "{what}: {}", stderr(&run));
-        String::from_utf8_lossy(&run.stdout).into_owned()
-    };
-    let static_run = chroot_command(out)
-        .args(["/bin/python3", "-c", code])
-        .output()
-        .unwrap();
-    let dynamic_run = Command::new(&manifest.dynamic_python)
-        .args(["-c", code])
-        .env("PYTHONPATH", out.with_extension("km").join("packages/site"))
-        .output()
-        .unwrap();
-    (text("static", static_run), text("dynamic", dynamic_run))
 }
 
 fn third_party(manifest: &Manifest) -> Vec<&str> {
@@ -120,7 +90,7 @@ fn sqlalchemy_with_greenlet_and_cffi_work_in_an_empty_root_without_their_tests()
             print(s.execute(text('select sum(n), group_concat(word) from t')).all())\n\
         import greenlet, _cffi_backend\n\
         print(greenlet.greenlet(lambda x: x * 2).switch(21), _cffi_backend.__version__)";
-    let (static_out, dynamic_out) = static_and_dynamic(out, &manifest, orm);
+    let (static_out, dynamic_out) = static_and_dynamic(out, orm, &[]);
     assert_eq!(static_out, "[(3, 'one,two')]\n42 1.17.1\n");
     assert_eq!(static_out, dynamic_out);
 }
@@ -128,14 +98,13 @@ fn sqlalchemy_with_greenlet_and_cffi_work_in_an_empty_root_without_their_tests()
 #[test]
 fn ctypes_sees_all_of_glibc_as_a_dynamic_process_does() {
     let (out, _, _) = popular();
-    let manifest = read_manifest(out).unwrap();
     // functions nothing in the interpreter calls: present only because all are linked
     let code = "import ctypes\n\
         print(ctypes.CDLL(None).abs(-3))\n\
         libc = ctypes.CDLL('libc.so.6')\n\
         print(libc.strverscmp(b'a2', b'a10') < 0, libc.ffs(8), libc.labs(-7))\n\
         print(ctypes.CDLL(None).strverscmp is not None)";
-    let (static_out, dynamic_out) = static_and_dynamic(out, &manifest, code);
+    let (static_out, dynamic_out) = static_and_dynamic(out, code, &[]);
     assert_eq!(static_out, "3\nTrue 4 7\nTrue\n");
     assert_eq!(static_out, dynamic_out);
 }
@@ -145,9 +114,9 @@ fn keep_tests_keeps_test_packages_and_no_libc_exports_leaves_glibc_out() {
     let (dist, _, _) = popular();
     let out = scratch().join("dist-keep-tests");
     // (no verify: the cffi smoke test needs the libc exports this build leaves out)
-    let (_, log) = built(
+    let (_, log) = build_ok(
         &out,
-        "extensions/popular.txt",
+        "tests/packages/popular.txt",
         &["--keep-tests", "--no-libc-exports", "--no-verify"],
     );
     assert!(!log.contains("left out packages' test packages"), "{log}");
@@ -183,7 +152,7 @@ fn keep_tests_keeps_test_packages_and_no_libc_exports_leaves_glibc_out() {
 #[ignore = "pydantic-core's Rust build took 407 s on 2 shared cores: make test-packages"]
 fn pydantic_validates_with_its_rust_core_in_an_empty_root() {
     let out = scratch().join("dist-pydantic");
-    let (table, _) = built(&out, "extensions/pydantic.txt", &[]);
+    let (table, _) = build_ok(&out, "tests/packages/pydantic.txt", &[]);
     let manifest = read_manifest(&out).unwrap();
     let core = manifest
         .modules
@@ -198,7 +167,7 @@ fn pydantic_validates_with_its_rust_core_in_an_empty_root() {
         class M(BaseModel):\n    n: int\n    s: str = 'x'\n\
         print(M(n='5').model_dump_json())\n\
         try:\n    M(n='five')\nexcept ValidationError as e:\n    print(e.error_count(), e.errors()[0]['type'])";
-    let (static_out, dynamic_out) = static_and_dynamic(&out, &manifest, code);
+    let (static_out, dynamic_out) = static_and_dynamic(&out, code, &[]);
     assert_eq!(static_out, "{\"n\":5,\"s\":\"x\"}\n1 int_parsing\n");
     assert_eq!(static_out, dynamic_out);
 }

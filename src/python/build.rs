@@ -115,7 +115,9 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
         cc_launcher: inputs.cc_launcher.clone(),
     };
     let packages = (inputs.packages.as_ref())
-        .map(|set| site::install_packages(set, &python, &work, &install_options, options.keep_tests))
+        .map(|set| {
+            site::install_packages(set, &python, &work, &install_options, options.keep_tests)
+        })
         .transpose()?;
     let failed = packages.as_ref().map_or(&[][..], |p| &p.installed.failed);
     timings.lap("packages");

@@ -36,6 +36,40 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// `dlstatic build --out OUT --modules MODULES EXTRA…`, which must succeed: its stdout
+/// (verify's table) and stderr (the build's log).
+pub fn build_ok(out: &Path, modules: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["--modules", modules];
+    args.extend(extra);
+    let result = build(out, &args);
+    let (stdout, log) = (String::from_utf8_lossy(&result.stdout), stderr(&result));
+    assert!(result.status.success(), "build {args:?}:\n{stdout}\n{log}");
+    (stdout.into_owned(), log)
+}
+
+/// `code` run by the static interpreter of OUT in an empty root holding only OUT, and by
+/// the dynamic interpreter of the same CPython build over the same installed packages,
+/// both with `env`: both outputs, each of which must have succeeded.
+pub fn static_and_dynamic(out: &Path, code: &str, env: &[(&str, &str)]) -> (String, String) {
+    let text = |what: &str, run: Output| {
+        assert!(run.status.success(), "{what}: {}", stderr(&run));
+        String::from_utf8_lossy(&run.stdout).into_owned()
+    };
+    let static_run = dlstatic::python::verify::chroot_command(out)
+        .envs(env.iter().copied())
+        .args(["/bin/python3", "-c", code])
+        .output()
+        .unwrap();
+    let manifest = dlstatic::python::verify::read_manifest(out).unwrap();
+    let dynamic_run = Command::new(&manifest.dynamic_python)
+        .envs(env.iter().copied())
+        .env("PYTHONPATH", out.with_extension("km").join("packages/site"))
+        .args(["-c", code])
+        .output()
+        .unwrap();
+    (text("static", static_run), text("dynamic", dynamic_run))
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
