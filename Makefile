@@ -29,7 +29,7 @@ help:
 	@echo "make test        every test but test-packages (fixtures, CPython, PyPI packages, fuzz seeds; CI)"
 	@echo "make package-table  rewrite README's table of packages known to work from the last test runs"
 	@echo "make test-fast   the unit, CLI and fixture tests only (a few minutes; the edit loop)"
-	@echo "make test-packages  packages that build for many minutes (tests/big_packages.rs: rapidfuzz)"
+	@echo "make test-packages  the #[ignore]d tests: packages that build for many minutes (rapidfuzz, pandas, gevent, pydantic, lxml)"
 	@echo "make sanitize    the runtime shim under ASan+UBSan and TSan, 8 threads x 1e5 rounds"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make bench-deploy  single file vs directory vs dynamic CPython start-up; writes bench/deploy-results.md"
@@ -63,14 +63,15 @@ run: build
 build:
 	$(CARGO) build --release
 
-# every test binary but tests/big_packages.rs (its feature is off), then fuzz-ci
+# every test but the #[ignore]d ones (make test-packages), then fuzz-ci
 test:
 	$(CARGO) test --release
 	@$(MAKE) --no-print-directory fuzz-ci
 
-# tests/big_packages.rs: builds that take many minutes (rapidfuzz: CMake + GCC LTO)
+# the tests marked #[ignore] for their build time (tests/big_packages.rs, pydantic in
+# tests/popular_packages.rs, lxml in tests/deps.rs); results in docs/packages.md
 test-packages:
-	$(CARGO) test --release --features big-packages --test big_packages
+	$(CARGO) test --release -- --ignored
 
 test-fast:
 	$(CARGO) test --release --lib --test cli --test fixtures --test rename_vs_objcopy --test bad_inputs

@@ -1,6 +1,6 @@
-//! Packages whose build takes many minutes, kept out of `make test`: `make
-//! test-packages` runs this binary (`cargo test --release --features big-packages
-//! --test big_packages`; the feature only lets cargo build it). Each is built from its
+//! Packages whose build takes many minutes: every test here is `#[ignore]`d, so `make
+//! test` leaves them out and `make test-packages` (`cargo test --release -- --ignored`)
+//! runs them. Each is built from its
 //! sdist, verified in an empty root, and a script's output in the static interpreter
 //! (empty root) is compared with the dynamic interpreter of the same build.
 //!
@@ -89,6 +89,7 @@ fn same_in_both(out: &Path, code: &str, env: &[(&str, &str)]) -> String {
 }
 
 #[test]
+#[ignore = "about 8 CPU minutes of C++ with LTO: make test-packages"]
 fn rapidfuzz_built_with_cmake_lto_answers_as_the_dynamic_build() {
     let out = build_verified("rapidfuzz");
     let modules = linked(&out, "rapidfuzz.");
@@ -105,6 +106,7 @@ fn rapidfuzz_built_with_cmake_lto_answers_as_the_dynamic_build() {
 }
 
 #[test]
+#[ignore = "numpy and pandas: about 30 CPU minutes: make test-packages"]
 fn pandas_groupby_answers_as_the_dynamic_build() {
     let out = build_verified("pandas");
     let modules = linked(&out, "pandas.");
@@ -126,6 +128,7 @@ fn pandas_groupby_answers_as_the_dynamic_build() {
 }
 
 #[test]
+#[ignore = "gevent, greenlet, zope.interface: about 6 minutes: make test-packages"]
 fn gevent_loop_and_sockets_answer_as_the_dynamic_build() {
     let out = build_verified("gevent");
     assert!(!linked(&out, "gevent.libev").is_empty());

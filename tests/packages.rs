@@ -87,6 +87,8 @@ fn default_modules_are_linked_in_and_their_speedups_are_used() {
         "{}",
         stderr(&out)
     );
+    let check = "empty root: its smoke test (extensions/smoke/requests.py), pure Python over the stdlib's ssl";
+    common::results::record("packages", "requests", "2.32.3", check);
 }
 
 #[test]
@@ -398,4 +400,7 @@ fn rust_maturin_cmake_and_ctypes_library_packages_link_and_work() {
         "{optional}"
     );
     assert!(verify.contains("1 with warnings"), "{verify}");
+    let check =
+        "Rust (PyO3, maturin): its smoke test (tests/packages/smoke/rpds-py.py) in an empty root";
+    common::results::record("packages", "rpds-py", "0.20.0", check);
 }
