@@ -55,7 +55,7 @@ fn run() -> Result<()> {
         })
 }
 
-fn export_module(db: &CaptureDb, module: &Module, symmap: &str, out: &Path) -> Result<()> {
+fn export_module(db: &CaptureDb, module: &Module, symmap: &[u8], out: &Path) -> Result<()> {
     let dir = out.join(module.base());
     std::fs::create_dir_all(&dir)?;
     for (n, object) in module.objects.iter().enumerate() {
