@@ -209,6 +209,17 @@ fn parse_line(line: &str, base: &Path) -> Result<Requirement, String> {
             Err("local path does not exist".into())
         };
     }
+    // pep508_rs 0.9.2 panics on a name that ends in `.`, `-` or `_` before more text
+    // (`zope./pkg`, `foo_==1`): refuse it first
+    let name_len = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .unwrap_or(line.len());
+    if line[..name_len].ends_with(['.', '-', '_']) {
+        return Err(format!(
+            "package name `{}` must end with a letter or digit",
+            &line[..name_len]
+        ));
+    }
     match pep508_rs::Requirement::<VerbatimUrl>::from_str(line) {
         Ok(_) => requirement(line.to_string()),
         // its message alone: the full error repeats the line and underlines on two more
@@ -408,6 +419,18 @@ mod tests {
             format!("{err:#}").contains("more than 1000 files"),
             "{err:#}"
         );
+    }
+
+    /// fuzz/findings/modules_txt-name-ending-in-dot: pep508_rs panicked on these
+    #[test]
+    fn names_ending_in_punctuation_are_an_error_not_a_panic() {
+        for line in ["zope./pkg", "foo_==1.0", "a- b"] {
+            let err = pips(&format!("{line}\n")).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("must end with a letter or digit"),
+                "{line}: {err:#}"
+            );
+        }
     }
 
     #[test]
