@@ -73,7 +73,7 @@ pub fn check(data: &[u8]) {
     // `@N` is relative, also inside response files: run in a directory holding just these
     // (one directory for the process, its files rewritten per input: creating and
     // removing a directory per input made this target I/O-bound)
-    let dir = response_dir(files);
+    let dir = response_dir(&files);
     // libFuzzer's corpus and artifact paths may be relative: back to where it started
     let home = std::env::current_dir().expect("current directory");
     std::env::set_current_dir(dir).expect("enter scratch directory");
