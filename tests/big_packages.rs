@@ -64,6 +64,9 @@ fn rapidfuzz_built_with_cmake_lto_answers_as_the_dynamic_build() {
         .output()
         .unwrap();
     let (static_text, dynamic_text) = (output_text(&static_run), output_text(&dynamic_run));
-    assert_eq!(static_text, dynamic_text, "static and dynamic rapidfuzz differ");
+    assert_eq!(
+        static_text, dynamic_text,
+        "static and dynamic rapidfuzz differ"
+    );
     assert!(static_text.starts_with("96.55"), "{static_text}");
 }
