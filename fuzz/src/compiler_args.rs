@@ -71,18 +71,31 @@ pub fn check(data: &[u8]) {
         return;
     }
     // `@N` is relative, also inside response files: run in a directory holding just these
-    let dir = tempfile::tempdir_in(crate::scratch_dir()).expect("scratch directory");
-    for (index, contents) in files.iter().enumerate() {
-        std::fs::write(dir.path().join(index.to_string()), contents).expect("write response file");
-    }
+    // (one directory for the process, its files rewritten per input: creating and
+    // removing a directory per input made this target I/O-bound)
+    let dir = response_dir(&files);
     // libFuzzer's corpus and artifact paths may be relative: back to where it started
     let home = std::env::current_dir().expect("current directory");
-    std::env::set_current_dir(dir.path()).expect("enter scratch directory");
+    std::env::set_current_dir(dir).expect("enter scratch directory");
     let cmd = parse(&argv);
     std::env::set_current_dir(home).expect("leave scratch directory");
     if let Ok(cmd) = cmd {
         check_command(&cmd);
     }
+}
+
+/// The process's response-file directory holding exactly `files` as `0`, `1`, …
+fn response_dir(files: &[&str]) -> &'static std::path::Path {
+    static WRITTEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = crate::scratch_dir();
+    for (index, contents) in files.iter().enumerate() {
+        std::fs::write(dir.join(index.to_string()), contents).expect("write response file");
+    }
+    let before = WRITTEN.swap(files.len(), std::sync::atomic::Ordering::Relaxed);
+    for stale in files.len()..before {
+        std::fs::remove_file(dir.join(stale.to_string())).expect("remove response file");
+    }
+    dir
 }
 
 fn check_command(cmd: &CompilerCommand) {

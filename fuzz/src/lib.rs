@@ -12,10 +12,13 @@ pub mod modules_txt;
 pub mod rename;
 pub mod rename_objcopy;
 
-/// A directory of its own for each fuzzing process, removed when the process ends.
+/// A directory of its own for each fuzzing process, removed when the process ends; in
+/// /dev/shm where there is one (memory: the checks that write files are I/O-bound).
 pub(crate) fn scratch_dir() -> &'static std::path::Path {
     static DIR: std::sync::LazyLock<tempfile::TempDir> = std::sync::LazyLock::new(|| {
-        tempfile::tempdir().expect("cannot create a scratch directory")
+        tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("cannot create a scratch directory")
     });
     DIR.path()
 }

@@ -37,7 +37,7 @@ pub fn rename_symbols(
     let shdr = edit.strtab_header;
     bytes[shdr + 24..shdr + 32].copy_from_slice(&new_offset.to_le_bytes());
     bytes[shdr + 32..shdr + 40].copy_from_slice(&(edit.strings.len() as u64).to_le_bytes());
-    Ok((bytes, edit.patches.len()))
+    Ok((bytes, edit.renamed))
 }
 
 /// What renaming changes in an object: the new string table, the `st_name` fields to
@@ -45,6 +45,8 @@ pub fn rename_symbols(
 struct RenameEdit {
     strings: Vec<u8>,
     patches: Vec<(usize, u32)>,
+    /// How many of the patches are the renamed symbols (the rest, group signatures).
+    renamed: usize,
     strtab_header: usize,
 }
 
@@ -82,6 +84,8 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
     let mut new_strings = old_strings.to_vec();
     let mut appended: HashMap<&str, u32> = HashMap::new();
     let mut patches = Vec::new();
+    // the suffix a renamed definition got, by the section holding it
+    let mut suffixes: HashMap<usize, Vec<u8>> = HashMap::new();
     for (index, sym) in symbols.enumerate() {
         if index.0 == 0 || sym.is_local() {
             continue;
@@ -92,6 +96,13 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
         let Some(new_name) = renames.get(&*symbol_name(name)) else {
             continue;
         };
+        let new_bytes = symbol_bytes(new_name);
+        if let Some(suffix) = new_bytes
+            .strip_prefix(name)
+            .filter(|_| !sym.is_undefined(endian))
+        {
+            suffixes.insert(sym.st_shndx(endian) as usize, suffix.to_vec());
+        }
         let offset = *appended.entry(new_name.as_str()).or_insert_with(|| {
             let at = new_strings.len() as u32;
             new_strings.extend_from_slice(&symbol_bytes(new_name));
@@ -106,13 +117,63 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
     if patches.is_empty() {
         return Ok(None);
     }
+    let renamed = patches.len();
+    for (at, signature) in local_group_signatures(header, endian, bytes, &symbols, &suffixes)? {
+        patches.push((
+            symtab_offset + at * SYM64_SIZE + ST_NAME_OFFSET,
+            new_strings.len() as u32,
+        ));
+        new_strings.extend_from_slice(&signature);
+        new_strings.push(0);
+    }
     let strtab_header =
         header.e_shoff(endian) as usize + strtab_index.0 * header.e_shentsize(endian) as usize;
     Ok(Some(RenameEdit {
         strings: new_strings,
         patches,
+        renamed,
         strtab_header,
     }))
+}
+
+/// COMDAT groups whose signature is a local symbol (g++'s `C5`/`D5` groups of
+/// constructor and destructor aliases) get that signature renamed too, with the suffix
+/// of a renamed definition inside the group, as (symbol index, new name): otherwise the
+/// linker keeps one module's group of that name and drops every other module's copy,
+/// and their renamed definitions with it.
+fn local_group_signatures(
+    header: &crate::elf::Header,
+    endian: object::Endianness,
+    bytes: &[u8],
+    symbols: &object::read::elf::SymbolTable<crate::elf::Header>,
+    suffixes: &HashMap<usize, Vec<u8>>,
+) -> Result<Vec<(usize, Vec<u8>)>> {
+    let sections = header
+        .sections(endian, bytes)
+        .map_err(|e| anyhow!("malformed sections: {e}"))?;
+    let mut out = Vec::new();
+    for section in sections.iter() {
+        if section.sh_type(endian) != elf::SHT_GROUP {
+            continue;
+        }
+        let Ok(Some((flags, members))) = section.group(endian, bytes) else {
+            continue;
+        };
+        let index = section.sh_info(endian) as usize;
+        let Ok(signature) = symbols.symbol(object::SymbolIndex(index)) else {
+            continue;
+        };
+        if flags & elf::GRP_COMDAT == 0 || !signature.is_local() {
+            continue;
+        }
+        let suffix = members
+            .iter()
+            .find_map(|member| suffixes.get(&(member.get(endian) as usize)));
+        if let (Some(suffix), Ok(name)) = (suffix, symbols.symbol_name(endian, signature)) {
+            out.push((index, [name, suffix].concat()));
+        }
+    }
+    Ok(out)
 }
 
 /// The `<base>.km.symmap` file: `old new` per line, sorted (objcopy --redefine-syms

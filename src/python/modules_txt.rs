@@ -209,16 +209,32 @@ fn parse_line(line: &str, base: &Path) -> Result<Requirement, String> {
             Err("local path does not exist".into())
         };
     }
-    match pep508_rs::Requirement::<VerbatimUrl>::from_str(line) {
-        Ok(_) => requirement(line.to_string()),
+    match parse_pep508(line) {
+        Ok(()) => requirement(line.to_string()),
         // its message alone: the full error repeats the line and underlines on two more
         Err(pep508) => parse_kontain(line).unwrap_or_else(|| {
             Err(format!(
-                "{} (and not `<name> <version> [<source-url>] [\"<build deps>\"]` either)",
-                pep508.message
+                "{pep508} (and not `<name> <version> [<source-url>] [\"<build deps>\"]` either)"
             ))
         }),
     }
+}
+
+/// A PEP 508 requirement, or why not. pep508_rs 0.9.2 panics on some malformed lines
+/// (an `expect` on names and extras ending in `.-_` before more text, a slice inside a
+/// multi-byte character: the fuzz findings in fuzz/findings/modules_txt-*); such a
+/// panic is a parse error here. The panic hook is silenced meanwhile so nothing is
+/// printed (modules files are read before dlstatic starts any thread).
+fn parse_pep508(line: &str) -> Result<(), String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let parsed = std::panic::catch_unwind(|| {
+        pep508_rs::Requirement::<VerbatimUrl>::from_str(line)
+            .map(drop)
+            .map_err(|e| e.message.to_string())
+    });
+    std::panic::set_hook(hook);
+    parsed.unwrap_or_else(|_| Err("not a requirement (the PEP 508 parser failed on it)".into()))
 }
 
 /// `<name> <version> [<source-url>] ["<build deps>"]`; None for a line of another shape.
@@ -408,6 +424,24 @@ mod tests {
             format!("{err:#}").contains("more than 1000 files"),
             "{err:#}"
         );
+    }
+
+    /// fuzz/findings/modules_txt-*: pep508_rs panics on these
+    #[test]
+    fn lines_the_pep508_parser_panics_on_are_an_error_not_a_panic() {
+        for line in [
+            "zope./pkg",
+            "foo_==1.0",
+            "a- b",
+            "simplus[setso.19.3- # x",
+            "p[a,b_]",
+        ] {
+            let err = pips(&format!("{line}\n")).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("the PEP 508 parser failed on it"),
+                "{line}: {err:#}"
+            );
+        }
     }
 
     #[test]
