@@ -19,7 +19,7 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test test-fast test-packages package-table fuzz-ci sanitize bench bench-deploy bench-libc-exports bench-packages demo fuzz clean
+.PHONY: help setup python-src build run test test-fast test-packages package-table fuzz-ci fuzz-brief fuzz-tools sanitize bench bench-deploy bench-libc-exports bench-packages demo fuzz clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -113,16 +113,26 @@ demo: build
 fuzz:
 	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) fuzz/run.sh
 
-# CI's share of fuzzing: every fuzz check over the committed seeds and fixed findings
-# (stable Rust), then, where nightly Rust and cargo-fuzz are installed (make setup does
-# not install them: a nightly toolchain is a large download and cargo-fuzz a long
-# compile), each target for FUZZ_CI_SECONDS. A crash fails it.
+# make test's share of fuzzing: every fuzz check over the committed seeds and fixed
+# findings (stable Rust), then, where nightly Rust and cargo-fuzz are installed, each
+# target for FUZZ_CI_SECONDS. A crash fails it. make setup does not install the fuzz tools
+# (a nightly toolchain and cargo-fuzz's compile would add minutes to every `make test`
+# machine); .ci/run installs them with `make fuzz-tools` after `make test` and runs each
+# target briefly with `make fuzz-brief`.
 FUZZ_CI_SECONDS ?= 5
 fuzz-ci:
 	cd fuzz && $(CARGO) test --release
 	@if $(CARGO) +nightly --version >/dev/null 2>&1 && command -v cargo-fuzz >/dev/null; then \
-		FUZZ_SECONDS=$(FUZZ_CI_SECONDS) FUZZ_CC_SAMPLE=20 fuzz/run.sh; \
+		$(MAKE) --no-print-directory fuzz-brief; \
 	else echo "fuzz-ci: no nightly Rust or cargo-fuzz: the targets did not run (the seeds did)"; fi
+
+fuzz-brief:
+	FUZZ_SECONDS=$(FUZZ_CI_SECONDS) FUZZ_CC_SAMPLE=20 fuzz/run.sh
+
+# nightly Rust (rustup, minimal profile) and cargo-fuzz (crates.io), where missing
+fuzz-tools:
+	@$(CARGO) +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 
 clean:
 	$(CARGO) clean
