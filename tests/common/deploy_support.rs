@@ -27,7 +27,9 @@ const SYSTEM_LOOKUPS: &[&str] = &["/usr/lib/locale/", "/usr/share/locale/", "/us
 
 /// From an `strace -f -e trace=open,openat,execve` log, the opens after `exe` was
 /// executed that reach outside `exe` itself (paths below it, which the dlopen shim
-/// tries and which fail with ENOTDIR, count as inside), /etc, /dev, /proc and /tmp;
+/// tries and which fail with ENOTDIR, count as inside), /etc, /tmp and the kernel's
+/// /dev, /proc and /sys (glibc's sysconf(_SC_NPROCESSORS_CONF) reads
+/// /sys/devices/system/cpu/possible: OpenBLAS asks at start-up when numpy links it);
 /// failed attempts in SYSTEM_LOOKUPS and listings of the working directory are not counted.
 pub fn opens_outside(trace: &str, exe: &str) -> Vec<String> {
     let started = format!("execve(\"{exe}\"");
@@ -42,7 +44,7 @@ pub fn opens_outside(trace: &str, exe: &str) -> Vec<String> {
     let inside = |path: &str| {
         path == exe
             || path.starts_with(&format!("{exe}/"))
-            || ["/etc/", "/dev/", "/proc/", "/tmp/"]
+            || ["/etc/", "/dev/", "/proc/", "/sys/", "/tmp/"]
                 .iter()
                 .any(|dir| path.starts_with(dir))
     };
