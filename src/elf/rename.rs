@@ -79,12 +79,55 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
         .get(old_offset..old_offset + old_size)
         .ok_or_else(|| anyhow!("string table lies outside the file"))?;
 
+    let GlobalRenames {
+        mut strings,
+        mut patches,
+        suffixes,
+    } = rename_globals(&symbols, endian, renames, old_strings, symtab_offset)?;
+    if patches.is_empty() {
+        return Ok(None);
+    }
+    let renamed = patches.len();
+    for (at, signature) in local_group_signatures(header, endian, bytes, &symbols, &suffixes)? {
+        patches.push((
+            symtab_offset + at * SYM64_SIZE + ST_NAME_OFFSET,
+            strings.len() as u32,
+        ));
+        strings.extend_from_slice(&signature);
+        strings.push(0);
+    }
+    let strtab_header =
+        header.e_shoff(endian) as usize + strtab_index.0 * header.e_shentsize(endian) as usize;
+    Ok(Some(RenameEdit {
+        strings,
+        patches,
+        renamed,
+        strtab_header,
+    }))
+}
+
+/// The renamed global symbols of one object: its new string table, the symbol-table
+/// patches that point names at it, and the suffix each renamed definition got.
+struct GlobalRenames {
+    strings: Vec<u8>,
+    /// (file offset of a symbol's st_name, its new string-table offset)
+    patches: Vec<(usize, u32)>,
+    /// the suffix a renamed definition got, by the section holding it
+    suffixes: HashMap<usize, Vec<u8>>,
+}
+
+fn rename_globals(
+    symbols: &object::read::elf::SymbolTable<crate::elf::Header>,
+    endian: object::Endianness,
+    renames: &HashMap<String, String>,
+    old_strings: &[u8],
+    symtab_offset: usize,
+) -> Result<GlobalRenames> {
     // The new table keeps the old one as its prefix, so every name not renamed (and,
     // in clang objects, section names sharing this table) keeps its offset.
     let mut new_strings = old_strings.to_vec();
     let mut appended: HashMap<&str, u32> = HashMap::new();
     let mut patches = Vec::new();
-    // the suffix a renamed definition got, by the section holding it
     let mut suffixes: HashMap<usize, Vec<u8>> = HashMap::new();
     for (index, sym) in symbols.enumerate() {
         if index.0 == 0 || sym.is_local() {
@@ -114,26 +157,11 @@ fn plan_rename(bytes: &[u8], renames: &HashMap<String, String>) -> Result<Option
             offset,
         ));
     }
-    if patches.is_empty() {
-        return Ok(None);
-    }
-    let renamed = patches.len();
-    for (at, signature) in local_group_signatures(header, endian, bytes, &symbols, &suffixes)? {
-        patches.push((
-            symtab_offset + at * SYM64_SIZE + ST_NAME_OFFSET,
-            new_strings.len() as u32,
-        ));
-        new_strings.extend_from_slice(&signature);
-        new_strings.push(0);
-    }
-    let strtab_header =
-        header.e_shoff(endian) as usize + strtab_index.0 * header.e_shentsize(endian) as usize;
-    Ok(Some(RenameEdit {
+    Ok(GlobalRenames {
         strings: new_strings,
         patches,
-        renamed,
-        strtab_header,
-    }))
+        suffixes,
+    })
 }
 
 /// COMDAT groups whose signature is a local symbol (g++'s `C5`/`D5` groups of

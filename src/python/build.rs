@@ -95,32 +95,8 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
         .with_context(|| format!("{}: cannot create", work.logs().display()))?;
     timings.lap("check inputs");
 
-    let python = cpython::build(
-        &inputs.source,
-        &inputs.source_key,
-        options.jobs,
-        &work.logs(),
-    )?;
-    if python.reused {
-        eprintln!(
-            "dlstatic: reused the CPython {} build cached at {}",
-            python.version,
-            python.tree.parent().unwrap().display()
-        );
-    }
-    timings.lap("CPython");
-    let install_options = packages::InstallOptions {
-        jobs: options.jobs,
-        keep_going: options.keep_going,
-        cc_launcher: inputs.cc_launcher.clone(),
-    };
-    let packages = (inputs.packages.as_ref())
-        .map(|set| {
-            site::install_packages(set, &python, &work, &install_options, options.keep_tests)
-        })
-        .transpose()?;
+    let (python, packages) = python_and_packages(options, &inputs, &work, &mut timings)?;
     let failed = packages.as_ref().map_or(&[][..], |p| &p.installed.failed);
-    timings.lap("packages");
 
     let parent = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
@@ -161,6 +137,39 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
     }
     stamp.write(&inputs.key)?;
     Ok(Built::Complete)
+}
+
+/// Steps 1 and 2: the CPython build (cached) and the packages of modules.txt.
+fn python_and_packages(
+    options: &BuildOptions,
+    inputs: &Inputs,
+    work: &BuildWork,
+    timings: &mut Timings,
+) -> Result<(CpythonBuild, Option<Packages>)> {
+    let python = cpython::build(
+        &inputs.source,
+        &inputs.source_key,
+        options.jobs,
+        &work.logs(),
+    )?;
+    if python.reused {
+        eprintln!(
+            "dlstatic: reused the CPython {} build cached at {}",
+            python.version,
+            python.tree.parent().unwrap().display()
+        );
+    }
+    timings.lap("CPython");
+    let install_options = packages::InstallOptions {
+        jobs: options.jobs,
+        keep_going: options.keep_going,
+        cc_launcher: inputs.cc_launcher.clone(),
+    };
+    let packages = (inputs.packages.as_ref())
+        .map(|set| site::install_packages(set, &python, work, &install_options, options.keep_tests))
+        .transpose()?;
+    timings.lap("packages");
+    Ok((python, packages))
 }
 
 /// What a build is made from, read and checked before anything runs.
