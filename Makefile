@@ -19,7 +19,7 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)
 SRC_LIST := /etc/apt/sources.list.d/dlstatic-src.sources
 
-.PHONY: help setup python-src build run test test-fast test-packages package-table fuzz-ci fuzz-brief fuzz-tools sanitize bench bench-deploy bench-libc-exports bench-packages demo fuzz clean
+.PHONY: help setup python-src build run test test-fast test-packages package-table fuzz-ci fuzz-brief fuzz-tools sanitize bench bench-deploy bench-libc-exports bench-packages bench-scientific demo fuzz clean
 
 help:
 	@echo "make setup       install the Debian packages dlstatic needs and fetch the CPython source"
@@ -34,6 +34,7 @@ help:
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make bench-deploy  single file vs directory vs dynamic CPython start-up; writes bench/deploy-results.md"
 	@echo "make bench-libc-exports  size and start-up cost of linking all of glibc's public functions; writes bench/libc-exports-results.md"
+	@echo "make bench-scientific  start-up of a numpy+scipy+pandas payload vs dynamic; writes bench/scientific-results.md"
 	@echo "make bench-packages  ten sdists: --jobs 1 vs 2, ccache cold vs warm; writes bench/packages-results.md"
 	@echo "make demo        capture two plugins, link a static host, run it in an empty root"
 	@echo "make fuzz        each cargo-fuzz target for FUZZ_SECONDS (60) s; executions, crashes (docs/fuzzing.md)"
@@ -101,6 +102,10 @@ bench-deploy: setup
 bench-libc-exports: setup
 	@command -v hyperfine >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends hyperfine; }
 	bench/libc_exports.sh
+
+bench-scientific: setup
+	@command -v hyperfine >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends hyperfine; }
+	bench/scientific.sh
 
 bench-packages: setup
 	@command -v bc >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends bc; }

@@ -140,3 +140,149 @@ fn gevent_loop_and_sockets_answer_as_the_dynamic_build() {
     let check = "libev loop, greenlet scheduling, a TCP echo as in the dynamic build";
     common::results::record("big_packages", "gevent", "24.11.1", check);
 }
+
+/// Dense linear algebra through OpenBLAS/LAPACK, a special function, and an optimiser
+/// whose line search runs in scipy's compiled modules (Fortran among them).
+const SCIPY_CODE: &str = "\
+import numpy
+from scipy import linalg, optimize, special
+print(linalg.inv(numpy.array([[4.0, 7.0], [2.0, 6.0]])).round(12))
+print(special.gamma([0.5, 5.0, 10.5]))
+result = optimize.minimize(lambda x: (x[0] - 3) ** 2 + (x[1] + 1) ** 4, [0.0, 0.0], method='BFGS')
+print(result.success, result.x.round(3))
+print(optimize.minimize(optimize.rosen, [1.3, 0.7, 0.8], method='L-BFGS-B').x.round(4))
+";
+
+#[test]
+#[ignore = "numpy and scipy (C, C++, Fortran): about 30 CPU minutes: make test-packages"]
+fn scipy_linalg_special_optimize_answer_as_the_dynamic_build() {
+    let out = build_verified("scipy");
+    let modules = linked(&out, "scipy.");
+    // L-BFGS-B is Fortran compiled by gfortran and linked by it (meson links a target
+    // with Fortran sources with the Fortran compiler)
+    assert!(
+        modules.iter().any(|m| m == "scipy.optimize._lbfgsb"),
+        "scipy.optimize._lbfgsb not linked: {modules:?}"
+    );
+    let text = same_in_both(&out, SCIPY_CODE, &[]);
+    assert!(text.contains("[[ 0.6 -0.7]"), "{text}");
+    let check = format!(
+        "{} modules (Fortran among them); linalg.inv, special.gamma, optimize.minimize as in the dynamic build",
+        modules.len()
+    );
+    common::results::record("big_packages", "scipy", "1.14.1", &check);
+}
+
+/// A certificate made with `openssl req -x509` (P-256, serial 4242): parsed, not made,
+/// so both interpreters print the same fields.
+const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----
+MIIBmTCCAT+gAwIBAgICEJIwCgYIKoZIzj0EAwIwKzEWMBQGA1UEAwwNZGxzdGF0
+aWMgdGVzdDERMA8GA1UECgwIZGxzdGF0aWMwHhcNMjYxMjAzMTYxNjA3WhcNMzYx
+MTMwMTYxNjA3WjArMRYwFAYDVQQDDA1kbHN0YXRpYyB0ZXN0MREwDwYDVQQKDAhk
+bHN0YXRpYzBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKVRbtrlZtV95wQo60Se
+gKUgBK6NJPynlxKQac44vq0bFQCPRMlKivDTasxjqOLDJjFtrdAnUw72uioDUmd0
+K4GjUzBRMB0GA1UdDgQWBBRGFIgixIE6Jc96Sj8GgqjZqmmLljAfBgNVHSMEGDAW
+gBRGFIgixIE6Jc96Sj8GgqjZqmmLljAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49
+BAMCA0gAMEUCIQDvG3FxiiLggv0dXV27yckvz5zKuyamf8rVg0jOOu9eiwIgP/+a
+90gfiq9N7kbHKwEGVo51FXJDBmqX89vUIH21E2o=
+-----END CERTIFICATE-----
+";
+
+/// Fernet round trip, X.509 parsing and its signature check, and a cipher that only
+/// OpenSSL's legacy provider has (Blowfish), which cryptography loads at import.
+fn cryptography_code() -> String {
+    format!(
+        "\
+import base64
+from cryptography import x509
+from cryptography.fernet import Fernet
+from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+from cryptography.hazmat.decrepit.ciphers.algorithms import Blowfish
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+print('legacy provider', rust_openssl._legacy_provider_loaded, rust_openssl.openssl_version_text()[:11])
+fernet = Fernet(base64.urlsafe_b64encode(bytes(range(32))))
+print(fernet.decrypt(fernet.encrypt(b'static secret')))
+cert = x509.load_pem_x509_certificate(b'''{CERTIFICATE}''')
+print(cert.subject.rfc4514_string(), cert.serial_number, cert.not_valid_before_utc)
+print(cert.fingerprint(hashes.SHA256()).hex())
+cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
+print('signature ok')
+encryptor = Cipher(Blowfish(bytes(16)), modes.ECB()).encryptor()
+print((encryptor.update(bytes(8)) + encryptor.finalize()).hex())
+"
+    )
+}
+
+#[test]
+#[ignore = "cryptography's Rust crates and OpenSSL built from source: make test-packages"]
+fn cryptography_fernet_and_x509_with_openssl_providers_compiled_in() {
+    let out = build_verified("cryptography");
+    assert!(!linked(&out, "cryptography.hazmat.bindings._rust").is_empty());
+    let text = same_in_both(&out, &cryptography_code(), &[]);
+    assert!(
+        text.starts_with("legacy provider True OpenSSL 3.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("b'static secret'")
+            && text.contains("CN=dlstatic test")
+            && text.contains("signature ok"),
+        "{text}"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.with_extension("km").join("plan.json")).unwrap())
+            .unwrap();
+    let libcrypto = plan["system_libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|lib| lib["archive"].as_str())
+        .find(|archive| archive.ends_with("/libcrypto.a"));
+    assert!(
+        libcrypto.is_some_and(|a| a.contains("/deps/openssl-")),
+        "libcrypto.a: {libcrypto:?}"
+    );
+    let check = "Fernet, X.509 parse and signature, Blowfish through the legacy provider compiled into a libcrypto.a dlstatic built";
+    common::results::record("big_packages", "cryptography", "44.0.0", check);
+}
+
+/// A unary call over a local port, both ends in one process: gRPC's core (C++, with its
+/// bundled BoringSSL) under the Cython layer; and a status code that comes back.
+const GRPCIO_CODE: &str = "\
+from concurrent import futures
+import grpc
+def echo(request, context):
+    if request == b'fail':
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'told to fail')
+    return request[::-1]
+handler = grpc.method_handlers_generic_handler('test.Echo', {'Call': grpc.unary_unary_rpc_method_handler(echo)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((handler,))
+port = server.add_insecure_port('127.0.0.1:0')
+server.start()
+with grpc.insecure_channel(f'127.0.0.1:{port}') as channel:
+    call = channel.unary_unary('/test.Echo/Call')
+    print(call(b'static grpc', timeout=10))
+    try:
+        call(b'fail', timeout=10)
+    except grpc.RpcError as error:
+        print(error.code(), error.details())
+server.stop(None)
+print(grpc.__version__)
+";
+
+#[test]
+#[ignore = "gRPC's C++ core and its bundled libraries: make test-packages"]
+fn grpcio_unary_call_over_a_local_port_answers_as_the_dynamic_build() {
+    let out = build_verified("grpcio");
+    assert!(!linked(&out, "grpc._cython.cygrpc").is_empty());
+    let text = same_in_both(&out, GRPCIO_CODE, &[]);
+    assert_eq!(
+        text,
+        "b'cprg citats'\nStatusCode.INVALID_ARGUMENT told to fail\n1.68.1\n"
+    );
+    let check = "a unary call and an error status over a local port, as in the dynamic build";
+    common::results::record("big_packages", "grpcio", "1.68.1", check);
+}

@@ -224,21 +224,23 @@ const XSLT_PLUGIN: &str = r#"
 #include <libxslt/xsltutils.h>
 #include <libxslt/xslt.h>
 #include <libexslt/exslt.h>
-const char *versions(void) {
+const char *report(void) {
     static char text[64];
     snprintf(text, sizeof text, "libxslt %d libexslt %d", xsltLibxsltVersion, exsltLibexsltVersion);
     return text;
 }
 "#;
 
-const XSLT_HOST: &str = r#"
+/// What the fixtures below link: a host that dlopens `./plugin.so` and prints what its
+/// `report` returns.
+const PLUGIN_HOST: &str = r#"
 #include <dlfcn.h>
 #include <stdio.h>
 int main(void) {
-    void *plugin = dlopen("./xslt_plugin.so", RTLD_NOW);
+    void *plugin = dlopen("./plugin.so", RTLD_NOW);
     if (!plugin) { printf("dlopen: %s\n", dlerror()); return 1; }
-    const char *(*versions)(void) = (const char *(*)(void))dlsym(plugin, "versions");
-    printf("%s\n", versions());
+    const char *(*report)(void) = (const char *(*)(void))dlsym(plugin, "report");
+    printf("%s\n", report());
     return 0;
 }
 "#;
@@ -263,42 +265,22 @@ fn dlstatic_in(dir: &Path, args: &[&str]) -> Output {
 fn a_plugin_linked_with_libxslt_gets_its_archives_built() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("xslt_plugin.c"), XSLT_PLUGIN).unwrap();
-    std::fs::write(d.join("host.c"), XSLT_HOST).unwrap();
-    let build = "cc -fPIC -I/usr/include/libxml2 -c xslt_plugin.c && cc -shared xslt_plugin.o -o xslt_plugin.so -lexslt -lxslt -lxml2 -lm && cc -c host.c";
+    std::fs::write(d.join("plugin.c"), XSLT_PLUGIN).unwrap();
+    std::fs::write(d.join("host.c"), PLUGIN_HOST).unwrap();
+    let build = "cc -fPIC -I/usr/include/libxml2 -c plugin.c && cc -shared plugin.o -o plugin.so -lexslt -lxslt -lxml2 -lm && cc -c host.c";
     let captured = dlstatic_in(d, &["capture", "--db", "db", "--", "sh", "-c", build]);
     assert!(captured.status.success(), "{}", stderr(&captured));
 
     // an empty dependency cache: the audit says what a link would build, and that
     // nothing else stands in the way
-    let empty_cache = tempfile::tempdir().unwrap();
-    let audit = |extra: &[&str]| -> (bool, serde_json::Value) {
-        let args = [&["audit", "--db", "db", "--json", "host.o"], extra].concat();
-        let out = Command::new(common::DLSTATIC)
-            .args(args)
-            .env("DLSTATIC_CACHE", empty_cache.path())
-            .current_dir(d)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            serde_json::from_slice(&out.stdout).unwrap(),
-        )
-    };
-    let missing = |report: &serde_json::Value, lib: &str| -> (String, String) {
-        let findings = report["findings"].as_array().unwrap();
-        let prefix = format!("no {lib}:");
-        let found = findings
-            .iter()
-            .find(|f| {
-                f["kind"] == "missing-static-library"
-                    && f["message"].as_str().unwrap().starts_with(&prefix)
-            })
-            .unwrap_or_else(|| panic!("no finding about {lib}: {report:#}"));
-        (found["severity"].to_string(), found["message"].to_string())
-    };
-    let ((off_ok, off), (on_ok, on)) = (audit(&["--no-build-deps"]), audit(&[]));
+    let ((off_ok, off), (on_ok, on)) = (
+        audit_with_no_cache(d, &["--no-build-deps"]),
+        audit_with_no_cache(d, &[]),
+    );
     assert!(!off_ok && on_ok, "audit exit codes: {off:#}\n{on:#}");
+    let missing = |report: &serde_json::Value, lib: &str| {
+        finding(report, "missing-static-library", &format!("no {lib}:"))
+    };
     for lib in ["libxslt.a", "libexslt.a"] {
         assert_eq!(missing(&off, lib).0, "\"error\"");
         let (severity, message) = missing(&on, lib);
@@ -321,20 +303,142 @@ fn a_plugin_linked_with_libxslt_gets_its_archives_built() {
             "{lib}: {archives:?}"
         );
     }
+    let (static_out, dynamic_out) = static_and_dynamic_hosts(d, "host-static");
+    assert_eq!(static_out, dynamic_out);
+    assert!(static_out.starts_with("libxslt 1013"), "{static_out}");
+}
+
+/// `dlstatic audit --json host.o` in `dir` with an empty dependency cache: did it pass,
+/// and its report.
+fn audit_with_no_cache(dir: &Path, extra: &[&str]) -> (bool, serde_json::Value) {
+    let empty_cache = tempfile::tempdir().unwrap();
+    let args = [&["audit", "--db", "db", "--json", "host.o"], extra].concat();
+    let out = Command::new(common::DLSTATIC)
+        .args(args)
+        .env("DLSTATIC_CACHE", empty_cache.path())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("audit --json: {e}: {}", stderr(&out)));
+    (out.status.success(), report)
+}
+
+/// The severity and message of the report's `kind` finding whose message starts with
+/// `prefix`.
+fn finding(report: &serde_json::Value, kind: &str, prefix: &str) -> (String, String) {
+    let findings = report["findings"].as_array().unwrap();
+    let found = findings
+        .iter()
+        .find(|f| f["kind"] == kind && f["message"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {kind} finding starting {prefix:?}: {report:#}"));
+    (found["severity"].to_string(), found["message"].to_string())
+}
+
+/// What `static_exe` (linked by dlstatic in `dir`) and host.o linked by cc print there;
+/// the static one must succeed.
+fn static_and_dynamic_hosts(dir: &Path, static_exe: &str) -> (String, String) {
     let dynamic = Command::new("cc")
         .args(["host.o", "-o", "host-dynamic"])
-        .current_dir(d)
+        .current_dir(dir)
         .status()
         .unwrap();
     assert!(dynamic.success());
-    let run = |exe: &str| Command::new(d.join(exe)).current_dir(d).output().unwrap();
-    let (static_out, dynamic_out) = (run("host-static"), run("host-dynamic"));
+    let run = |exe: &str| {
+        Command::new(dir.join(exe))
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let (static_out, dynamic_out) = (run(static_exe), run("host-dynamic"));
     assert!(static_out.status.success(), "{}", stderr(&static_out));
-    assert_eq!(
-        String::from_utf8_lossy(&static_out.stdout),
-        String::from_utf8_lossy(&dynamic_out.stdout)
+    (
+        String::from_utf8_lossy(&static_out.stdout).into_owned(),
+        String::from_utf8_lossy(&dynamic_out.stdout).into_owned(),
+    )
+}
+
+const PROVIDER_PLUGIN: &str = r#"
+#include <stdio.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+/* MD4 lives in OpenSSL's legacy provider, which Debian's libcrypto loads from
+   ossl-modules/legacy.so */
+const char *report(void) {
+    static char text[80];
+    OSSL_PROVIDER *legacy = OSSL_PROVIDER_load(NULL, "legacy");
+    OSSL_PROVIDER *fallback = OSSL_PROVIDER_load(NULL, "default");
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    EVP_MD *md4 = EVP_MD_fetch(NULL, "MD4", NULL);
+    if (!legacy || !fallback || !md4 || !EVP_Digest("abc", 3, digest, &size, md4, NULL))
+        return "md4(abc) = legacy provider: not available";
+    int used = sprintf(text, "md4(abc) = ");
+    for (unsigned int i = 0; i < size; i++)
+        used += sprintf(text + used, "%02x", digest[i]);
+    return text;
+}
+"#;
+
+/// An archive that exists but cannot serve: Debian's libcrypto.a loads OpenSSL's legacy
+/// provider with dlopen. A plugin that loads it gets libcrypto (and libssl) rebuilt from
+/// source package openssl with the providers compiled in (extensions/deps/libcrypto.toml);
+/// the audit says so first, and the static host digests MD4 as the dynamic one does.
+/// With --no-build-deps the audit warns, and Debian's archive indeed fails.
+#[test]
+fn a_plugin_loading_openssl_providers_gets_libcrypto_rebuilt_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("plugin.c"), PROVIDER_PLUGIN).unwrap();
+    std::fs::write(d.join("host.c"), PLUGIN_HOST).unwrap();
+    let build = "cc -fPIC -c plugin.c && cc -shared plugin.o -o plugin.so -lcrypto && cc -c host.c";
+    let captured = dlstatic_in(d, &["capture", "--db", "db", "--", "sh", "-c", build]);
+    assert!(captured.status.success(), "{}", stderr(&captured));
+
+    let unfit = |report: &serde_json::Value| {
+        let prefix = "plugin.so uses OSSL_PROVIDER_load: Debian's libcrypto.a loads";
+        finding(report, "unfit-static-library", prefix)
+    };
+    let ((off_ok, off), (on_ok, on)) = (
+        audit_with_no_cache(d, &["--no-build-deps"]),
+        audit_with_no_cache(d, &[]),
     );
-    assert!(String::from_utf8_lossy(&static_out.stdout).starts_with("libxslt 1013"));
+    assert!(off_ok && on_ok, "audit exit codes: {off:#}\n{on:#}");
+    assert_eq!(unfit(&off).0, "\"warning\"");
+    let (severity, message) = unfit(&on);
+    assert_eq!(severity, "\"info\"", "{message}");
+    assert!(
+        message.contains("dlstatic will build libcrypto from source package openssl"),
+        "{message}"
+    );
+
+    let linked = dlstatic_in(d, &["link", "--db", "db", "-o", "host-static", "host.o"]);
+    assert!(linked.status.success(), "{}", stderr(&linked));
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("host-static.km/plan.json")).unwrap())
+            .unwrap();
+    let archives = archives_in_summary(&plan, "libcrypto.a");
+    assert!(
+        archives.len() == 1 && archives[0].contains("/deps/openssl-"),
+        "{archives:?}"
+    );
+    let (static_out, dynamic_out) = static_and_dynamic_hosts(d, "host-static");
+    assert_eq!(static_out, dynamic_out);
+    assert_eq!(static_out, "md4(abc) = a448017aaf21d8525fc10ae87aa6729d\n");
+
+    let args = [
+        "link",
+        "--db",
+        "db",
+        "--no-build-deps",
+        "-o",
+        "host-debian",
+        "host.o",
+    ];
+    let linked = dlstatic_in(d, &args);
+    assert!(linked.status.success(), "{}", stderr(&linked));
+    let (debian_out, _) = static_and_dynamic_hosts(d, "host-debian");
+    assert_eq!(debian_out, "md4(abc) = legacy provider: not available\n");
 }
 
 /// The archives a plan summary (plan.json, the audit's `plan`) takes for `name`.

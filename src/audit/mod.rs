@@ -15,7 +15,7 @@ pub use render::{render_text, stdout_is_terminal};
 use crate::plan::analyze::Module;
 use crate::plan::program::Program;
 use crate::plan::resolve::Resolution;
-use crate::plan::system_libs::{self, MissingLib};
+use crate::plan::system_libs::{self, MissingLib, UnfitArchive};
 use crate::plan::{Plan, Summary};
 
 /// Bumped when the JSON report changes incompatibly.
@@ -130,6 +130,9 @@ pub fn report(plan: &Plan) -> Report {
     }
     for missing in &plan.missing_libs {
         findings.push(missing_library_finding(missing, modules[missing.module]));
+    }
+    for unfit in &plan.unfit_archives {
+        findings.push(unfit_archive_finding(unfit, modules[unfit.module]));
     }
     unresolved_in_libraries(plan, &mut findings);
     for (module, names) in &plan.missing_exports {
@@ -268,6 +271,36 @@ fn missing_library_finding(missing: &MissingLib, module: &Module) -> Finding {
         vec![module.file_name.clone()],
         missing.needed_symbols.clone(),
         format!("no {archive}: {why}; {advice}"),
+    )
+}
+
+/// An archive the link would take that cannot do what a module uses it for: dlstatic
+/// replaces it (info), or the module fails at run time (warning).
+fn unfit_archive_finding(unfit: &UnfitArchive, module: &Module) -> Finding {
+    let (severity, outcome) = match &unfit.build_from {
+        Some(source) => (
+            Severity::Info,
+            format!(
+                "dlstatic will build lib{} from source package {source} and link that instead (--no-build-deps: the module fails when it does this)",
+                unfit.lib
+            ),
+        ),
+        None => (
+            Severity::Warning,
+            "the module fails when it does this in the static program".to_string(),
+        ),
+    };
+    finding(
+        "unfit-static-library",
+        severity,
+        vec![module.file_name.clone()],
+        unfit.used.clone(),
+        format!(
+            "{} uses {}: {}; {outcome}",
+            module.file_name,
+            unfit.used.join(", "),
+            unfit.why
+        ),
     )
 }
 

@@ -47,8 +47,9 @@ impl Build<'_> {
 
     fn detect(&self) -> Result<System> {
         let has = |file: &str| self.tree.join(file).is_file();
+        let own_configure = self.recipe.is_some_and(|r| !r.configure_command.is_empty());
         Ok(match () {
-            _ if has("configure") || has("configure.ac") => System::Autotools,
+            _ if own_configure || has("configure") || has("configure.ac") => System::Autotools,
             _ if has("meson.build") => System::Meson,
             _ if has("CMakeLists.txt") => System::Cmake,
             _ => bail!(
@@ -82,24 +83,9 @@ impl Build<'_> {
     }
 
     fn autotools(&self) -> Result<()> {
-        if self.configure_is_stale() {
-            self.step("autoreconf", &["autoreconf", "-fi"], &self.tree)?;
-        }
-        let prefix = format!("--prefix={}", self.prefix.to_string_lossy());
-        let mut configure = vec![
-            "./configure",
-            &prefix,
-            "--disable-shared",
-            "--enable-static",
-            "--with-pic",
-            "--disable-dependency-tracking",
-        ];
         let recipe = self.recipe;
-        configure.extend(
-            recipe
-                .iter()
-                .flat_map(|r| r.configure.iter().map(String::as_str)),
-        );
+        let configure = self.configure_command()?;
+        let configure: Vec<&str> = configure.iter().map(String::as_str).collect();
         self.step("configure", &configure, &self.tree)?;
         let jobs = format!("-j{}", self.jobs);
         let mut make = vec!["make", jobs.as_str()];
@@ -117,10 +103,46 @@ impl Build<'_> {
         for dir in dirs {
             self.step("make", &make, &self.tree.join(dir))?;
         }
-        match recipe.filter(|r| !r.install.is_empty()) {
-            Some(recipe) => self.install_listed(recipe),
-            None => self.step("install", &["make", "install"], &self.tree),
+        if let Some(recipe) = recipe.filter(|r| !r.install.is_empty()) {
+            return self.install_listed(recipe);
         }
+        // on make's command line too: a Makefile that sets `DESTDIR =` itself (OpenSSL's)
+        // overrides the environment
+        let destdir = format!("DESTDIR={}", self.destdir.to_string_lossy());
+        let mut install = vec!["make", destdir.as_str()];
+        match recipe.filter(|r| !r.install_targets.is_empty()) {
+            Some(recipe) => install.extend(recipe.install_targets.iter().map(String::as_str)),
+            None => install.push("install"),
+        }
+        self.step("install", &install, &self.tree)
+    }
+
+    /// The recipe's own configure command (`@prefix@` filled in), or `./configure`
+    /// static-only and PIC with the recipe's extra arguments, regenerated first when
+    /// it is stale.
+    fn configure_command(&self) -> Result<Vec<String>> {
+        let prefix = self.prefix.to_string_lossy();
+        if let Some(recipe) = self.recipe.filter(|r| !r.configure_command.is_empty()) {
+            let fill = |arg: &String| arg.replace("@prefix@", &prefix);
+            return Ok(recipe.configure_command.iter().map(fill).collect());
+        }
+        if self.configure_is_stale() {
+            self.step("autoreconf", &["autoreconf", "-fi"], &self.tree)?;
+        }
+        let generic = [
+            "./configure",
+            &format!("--prefix={prefix}"),
+            "--disable-shared",
+            "--enable-static",
+            "--with-pic",
+            "--disable-dependency-tracking",
+        ];
+        let extra = self.recipe.iter().flat_map(|r| r.configure.iter());
+        Ok(generic
+            .iter()
+            .map(|a| a.to_string())
+            .chain(extra.cloned())
+            .collect())
     }
 
     /// No `configure`, or a Debian patch changed `configure.ac` after it was generated

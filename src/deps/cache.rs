@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::build_system::Build;
 use super::recipe::Recipe;
@@ -102,6 +102,15 @@ impl Entry {
         };
         build.run()?;
         let prefix = build.staged_prefix();
+        if !prefix.join("lib").is_dir() {
+            // what installed into the final path instead is no entry: it has no logs,
+            // and it was never checked whole
+            let _ = std::fs::remove_dir_all(&self.dir);
+            bail!(
+                "the install step put no lib/ under {} (does it honour DESTDIR?)",
+                prefix.display()
+            );
+        }
         std::fs::rename(&logs, prefix.join("logs"))?;
         crate::fsutil::publish(&prefix, &self.dir)?;
         let _ = std::fs::remove_dir_all(&staging);

@@ -1,13 +1,15 @@
 //! What to build for a Plan: each missing library that blocks the link, mapped to the
 //! library whose build supplies it (itself, or the parent archive that a recipe rebuilds
-//! without it) and that library's source package.
+//! without it) and that library's source package; and each archive a recipe replaces
+//! for what the modules use (`replace_when_used`).
 
 use std::path::Path;
 
 use super::recipe::{self, Recipe};
 use super::source;
 use crate::plan::Plan;
-use crate::plan::system_libs;
+use crate::plan::system_libs::{self, UnfitArchive};
+use crate::python::cpython::cache_root;
 
 /// One build that supplies one or more missing libraries.
 pub struct Wanted {
@@ -18,12 +20,15 @@ pub struct Wanted {
     pub recipe: Option<&'static Recipe>,
     /// The plan's missing libraries (indices) this build supplies.
     pub missing: Vec<usize>,
+    /// The plan's unfit archives (indices) this build replaces.
+    pub unfit: Vec<usize>,
     /// Which builds go first (lowest): see `urgency`.
     pub urgency: u8,
 }
 
-/// The builds the plan's blocking missing libraries call for, one per source package,
-/// in the plan's order. A library no source package ships is left out: it stays an error.
+/// The builds the plan's blocking missing libraries and unfit archives call for, one per
+/// source package, in the plan's order. A library no source package ships is left out:
+/// it stays an error.
 pub fn wanted(plan: &Plan) -> Vec<Wanted> {
     let mut out: Vec<Wanted> = Vec::new();
     for (index, missing) in plan.missing_libs.iter().enumerate() {
@@ -53,18 +58,80 @@ pub fn wanted(plan: &Plan) -> Vec<Wanted> {
             continue;
         };
         let urgency = urgency(parent_recipe.is_some(), missing.needed_by.is_none());
-        match out.iter_mut().find(|w| w.source == source) {
-            Some(build) => {
-                build.missing.push(index);
-                build.urgency = build.urgency.min(urgency);
-            }
-            None => out.push(Wanted {
-                library,
+        let want = Wanted {
+            library,
+            source,
+            recipe,
+            missing: vec![index],
+            unfit: Vec::new(),
+            urgency,
+        };
+        merge(&mut out, want);
+    }
+    for (index, unfit) in plan.unfit_archives.iter().enumerate() {
+        let recipe = recipe::for_library(&unfit.lib);
+        let lib_dirs = &plan.module(unfit.module).lib_dirs;
+        let source = recipe
+            .and_then(|r| r.source.clone())
+            .or_else(|| source::owner_of(&system_libs::shared_library_file(&unfit.lib, lib_dirs)?));
+        if let Some(source) = source {
+            let want = Wanted {
+                library: unfit.lib.clone(),
                 source,
                 recipe,
-                missing: vec![index],
-                urgency,
-            }),
+                missing: Vec::new(),
+                unfit: vec![index],
+                urgency: urgency(false, true),
+            };
+            merge(&mut out, want);
+        }
+    }
+    out
+}
+
+/// One build per source package: a second want of the same package joins the first.
+fn merge(out: &mut Vec<Wanted>, want: Wanted) {
+    match out.iter_mut().find(|w| w.source == want.source) {
+        Some(build) => {
+            build.missing.extend(want.missing);
+            build.unfit.extend(want.unfit);
+            build.urgency = build.urgency.min(want.urgency);
+        }
+        None => out.push(want),
+    }
+}
+
+/// The archives the plan takes that a recipe replaces for names a module uses
+/// (`replace_when_used`: OpenSSL's providers, which Debian's libcrypto.a loads with
+/// dlopen), unless the archive already comes from a dependency prefix.
+pub fn unfit_archives(plan: &Plan) -> Vec<UnfitArchive> {
+    let built_by_dlstatic = cache_root().join("deps");
+    let mut out = Vec::new();
+    for lib in &plan.system_libs {
+        let name = library_name(&lib.name);
+        let Some(recipe) = recipe::for_library(&name) else {
+            continue;
+        };
+        if lib.archive.starts_with(&built_by_dlstatic) || recipe.replace_when_used.is_empty() {
+            continue;
+        }
+        let users = plan.modules.iter().enumerate().map(|(index, planned)| {
+            let undefined = &planned.module.undefined;
+            let used: Vec<String> = (recipe.replace_when_used.iter())
+                .filter(|name| undefined.binary_search(name).is_ok())
+                .cloned()
+                .collect();
+            (index, used)
+        });
+        if let Some((module, used)) = users.into_iter().find(|(_, used)| !used.is_empty()) {
+            out.push(UnfitArchive {
+                lib: name,
+                archive: lib.archive.clone(),
+                module,
+                used,
+                why: recipe.replace_why.clone().unwrap_or_default(),
+                build_from: None,
+            });
         }
     }
     out

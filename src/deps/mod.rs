@@ -76,6 +76,7 @@ pub fn plan(mode: Mode, make_plan: impl Fn(&[PathBuf]) -> Result<Plan>) -> Resul
     for _ in 0..MAX_ROUNDS {
         let prefixes: Vec<PathBuf> = built.iter().map(|b| b.prefix.clone()).collect();
         let mut plan = make_plan(&prefixes)?;
+        plan.unfit_archives = decide::unfit_archives(&plan);
         let wanted = decide::wanted(&plan);
         if wanted.is_empty() || mode == Mode::Off {
             return Ok(Outcome { plan, built });
@@ -97,6 +98,9 @@ pub fn plan(mode: Mode, make_plan: impl Fn(&[PathBuf]) -> Result<Plan>) -> Resul
                     for &index in &want.missing {
                         plan.missing_libs[index].build_from = Some(want.source.clone());
                     }
+                    for &index in &want.unfit {
+                        plan.unfit_archives[index].build_from = Some(want.source.clone());
+                    }
                 }
             }
         }
@@ -110,7 +114,13 @@ pub fn plan(mode: Mode, make_plan: impl Fn(&[PathBuf]) -> Result<Plan>) -> Resul
 /// The cache entry for one wanted build: reused, built (Mode::Build), or None when
 /// only described.
 fn provide(want: &Wanted, mode: Mode, plan: &Plan, built: &[Built]) -> Result<Option<Built>> {
-    let missing = &plan.missing_libs[want.missing[0]].lib;
+    let (missing, still) = match want.missing.first() {
+        Some(&index) => (&plan.missing_libs[index].lib, "still missing"),
+        None => (
+            &plan.unfit_archives[want.unfit[0]].lib,
+            "still the system's archive",
+        ),
+    };
     let source = match (SourcePackage::lookup(&want.source), mode) {
         (Ok(source), _) => source,
         (Err(_), Mode::Describe) => return Ok(None),
@@ -125,7 +135,7 @@ fn provide(want: &Wanted, mode: Mode, plan: &Plan, built: &[Built]) -> Result<Op
     let entry = Entry::new(source, want.recipe);
     if built.iter().any(|b| b.prefix == entry.dir) {
         bail!(
-            "lib{} is still missing after dlstatic built source package {} (logs: {})",
+            "lib{} is {still} after dlstatic built source package {} (logs: {})",
             decide::library_name(missing),
             entry.source.describe(),
             entry.dir.join("logs").display()

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 /// The recipes shipped with dlstatic: (file name, text).
@@ -13,6 +13,10 @@ const SHIPPED: &[(&str, &str)] = &[
     (
         "extensions/deps/libpq.toml",
         include_str!("../../extensions/deps/libpq.toml"),
+    ),
+    (
+        "extensions/deps/libcrypto.toml",
+        include_str!("../../extensions/deps/libcrypto.toml"),
     ),
     (
         "extensions/deps/libgssapi_krb5.toml",
@@ -40,6 +44,17 @@ pub struct Recipe {
     /// parent with this recipe, not by building the library.
     #[serde(default)]
     pub instead_of: Vec<String>,
+    /// The distro's archive exists but cannot serve a module that uses one of these
+    /// names in a static program (OpenSSL's providers loaded with dlopen): this recipe's
+    /// build replaces it in links whose modules use them.
+    #[serde(default)]
+    pub replace_when_used: Vec<String>,
+    /// Why the distro's archive cannot serve them (the audit says it).
+    pub replace_why: Option<String>,
+    /// The configure step instead of the generic `./configure --prefix=… --disable-shared
+    /// …` (a tree without autotools: OpenSSL's perl `Configure`); `@prefix@` is the prefix.
+    #[serde(default)]
+    pub configure_command: Vec<String>,
     /// Extra `./configure` arguments (after the generic static, PIC ones).
     #[serde(default)]
     pub configure: Vec<String>,
@@ -49,6 +64,9 @@ pub struct Recipe {
     /// make targets (default: make's default goal).
     #[serde(default)]
     pub make_targets: Vec<String>,
+    /// make targets that install (default: `install`).
+    #[serde(default)]
+    pub install_targets: Vec<String>,
     /// Instead of `make install`: prefix path → path in the build tree.
     #[serde(default)]
     pub install: BTreeMap<String, String>,
@@ -68,6 +86,9 @@ impl Recipe {
             .trim_end_matches(".toml");
         recipe.library = stem.strip_prefix("lib").unwrap_or(stem).to_string();
         recipe.text = text;
+        if recipe.replace_when_used.is_empty() != recipe.replace_why.is_none() {
+            bail!("{file}: replace_when_used and replace_why go together");
+        }
         Ok(recipe)
     }
 }
@@ -100,6 +121,12 @@ mod tests {
         let libpq = for_library("pq").unwrap();
         assert_eq!(libpq.source.as_deref(), Some("postgresql-15"));
         assert!(libpq.instead_of.contains(&"gssapi_krb5".to_string()));
+        let libcrypto = for_library("crypto").unwrap();
+        assert!(
+            libcrypto
+                .replace_when_used
+                .contains(&"OSSL_PROVIDER_load".to_string())
+        );
         assert!(
             for_library("gssapi_krb5")
                 .unwrap()

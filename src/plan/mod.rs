@@ -29,7 +29,7 @@ use members::Pulled;
 use program::Program;
 use resolve::Resolution;
 pub use select::Source;
-use system_libs::{MissingLib, SystemLib};
+use system_libs::{MissingLib, SystemLib, UnfitArchive};
 
 /// What to plan: where the modules come from and what the main program is.
 pub struct Request<'a> {
@@ -91,6 +91,8 @@ pub struct Plan {
     pub driver: Driver,
     pub system_libs: Vec<SystemLib>,
     pub missing_libs: Vec<MissingLib>,
+    /// Archives the link takes that a module needs replaced (filled by `deps::plan`).
+    pub unfit_archives: Vec<UnfitArchive>,
     pub program: Program,
     /// The archive members the final link will pull, and what nothing defines.
     pub pulled: Pulled,
@@ -151,6 +153,7 @@ impl Plan {
             driver,
             system_libs,
             missing_libs,
+            unfit_archives: Vec::new(),
             program,
             pulled,
             resolution,

@@ -39,6 +39,24 @@ pub struct MissingLib {
     pub build_from: Option<String>,
 }
 
+/// A static archive that exists but cannot do in a static program what a module uses
+/// it for (Debian's libcrypto.a loads OpenSSL's providers with dlopen). Found by
+/// `deps::decide::unfit_archives` from a recipe's `replace_when_used`.
+#[derive(Debug, Clone)]
+pub struct UnfitArchive {
+    /// The `-l` name (`crypto`).
+    pub lib: String,
+    pub archive: PathBuf,
+    /// The first module (index in the plan) that uses what the archive cannot do.
+    pub module: usize,
+    /// The names it uses (`OSSL_PROVIDER_load`).
+    pub used: Vec<String>,
+    /// Why the archive cannot serve them.
+    pub why: String,
+    /// The source package dlstatic would build its replacement from (`audit`, `plan`).
+    pub build_from: Option<String>,
+}
+
 impl MissingLib {
     /// A module's own library is needed; a dependency only when members use it.
     pub fn blocks_link(&self) -> bool {
