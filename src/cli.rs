@@ -322,19 +322,9 @@ impl LinkInputs {
             .map(|arg| arg.into_string())
             .collect::<Result<Vec<String>, _>>()
             .map_err(|arg| anyhow::anyhow!("MAIN_INPUT {arg:?}: not UTF-8 text"))?;
-        main_inputs.retain(|arg| {
-            if arg == "--no-build-deps" {
-                no_build_deps = true;
-                return false;
-            }
-            match flags.iter_mut().find(|(name, _)| name == arg) {
-                Some((_, set)) => {
-                    **set = true;
-                    false
-                }
-                None => true,
-            }
-        });
+        // this struct's own switches too (`-lm --no-build-deps`)
+        let mut own = [("--no-build-deps", &mut no_build_deps)];
+        main_inputs.retain(|arg| !set_switch(arg, flags) && !set_switch(arg, &mut own));
         let linker_args = match main_inputs.iter().position(|a| a == "--") {
             Some(at) => main_inputs.split_off(at).split_off(1),
             None => Vec::new(),
@@ -365,6 +355,17 @@ impl LinkInputs {
                 work,
             })
         })
+    }
+}
+
+/// Sets the switch among `switches` that `arg` names; whether there was one.
+fn set_switch(arg: &str, switches: &mut [(&str, &mut bool)]) -> bool {
+    match switches.iter_mut().find(|(name, _)| *name == arg) {
+        Some((_, set)) => {
+            **set = true;
+            true
+        }
+        None => false,
     }
 }
 

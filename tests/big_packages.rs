@@ -231,9 +231,10 @@ fn cryptography_fernet_and_x509_with_openssl_providers_compiled_in() {
             && text.contains("signature ok"),
         "{text}"
     );
-    let plan: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.with_extension("km").join("plan.json")).unwrap())
-            .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.with_extension("km").join("link/plan.json")).unwrap(),
+    )
+    .unwrap();
     let libcrypto = plan["system_libraries"]
         .as_array()
         .unwrap()

@@ -107,6 +107,7 @@ impl MissingLib {
 /// each dependency prefix (built by dlstatic, src/deps/) is searched before all else.
 pub fn resolve(modules: &[&Module], prefixes: &[PathBuf]) -> (Vec<SystemLib>, Vec<MissingLib>) {
     let mut out = Resolved::default();
+    let module_paths: HashSet<&str> = modules.iter().map(|m| m.path.as_str()).collect();
     let prefix_dirs: Vec<String> = prefixes
         .iter()
         .map(|p| p.join("lib").to_string_lossy().into_owned())
@@ -116,7 +117,12 @@ pub fn resolve(modules: &[&Module], prefixes: &[PathBuf]) -> (Vec<SystemLib>, Ve
         // (library, the library that needs it when linked statically, if not the module)
         let mut pending: VecDeque<(String, Option<String>)> =
             module.libs.iter().map(|lib| (lib.clone(), None)).collect();
-        for shared in &module.shared_inputs {
+        // another captured module given by path (scipy's libsf_error_state.so, built in
+        // the same tree) is no system library: the link binds the names it provides to
+        // that module's renamed copy, as for any cross-module use
+        let system_inputs =
+            (module.shared_inputs.iter()).filter(|s| !module_paths.contains(s.as_str()));
+        for shared in system_inputs {
             // a shared library given by path is as good as -lNAME: its archive, and
             // what that archive needs (`libzmq.so` brings libstdc++)
             let lib = shared_stem(
