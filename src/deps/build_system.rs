@@ -117,9 +117,15 @@ impl Build<'_> {
         for dir in dirs {
             self.step("make", &make, &self.tree.join(dir))?;
         }
-        match recipe.filter(|r| !r.install.is_empty()) {
+        self.install(&["make", "install"])
+    }
+
+    /// A recipe's `[install]` table if it has one, else the build system's own `install`
+    /// command.
+    fn install(&self, install: &[&str]) -> Result<()> {
+        match self.recipe.filter(|r| !r.install.is_empty()) {
             Some(recipe) => self.install_listed(recipe),
-            None => self.step("install", &["make", "install"], &self.tree),
+            None => self.step("install", install, &self.tree),
         }
     }
 
@@ -162,11 +168,7 @@ impl Build<'_> {
             &["ninja", "-C", "dlstatic-build", "-j", &jobs],
             &self.tree,
         )?;
-        self.step(
-            "install",
-            &["meson", "install", "-C", "dlstatic-build"],
-            &self.tree,
-        )
+        self.install(&["meson", "install", "-C", "dlstatic-build"])
     }
 
     fn cmake(&self) -> Result<()> {
@@ -193,11 +195,7 @@ impl Build<'_> {
             &["cmake", "--build", "dlstatic-build", "-j", &jobs],
             &self.tree,
         )?;
-        self.step(
-            "install",
-            &["cmake", "--install", "dlstatic-build"],
-            &self.tree,
-        )
+        self.install(&["cmake", "--install", "dlstatic-build"])
     }
 
     /// The installed prefix as it is now, under DESTDIR.
