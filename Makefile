@@ -13,7 +13,8 @@ APT_PACKAGES := build-essential binutils libc6-dev zlib1g-dev file util-linux pk
 	libssl-dev libffi-dev libsqlite3-dev libbz2-dev liblzma-dev libreadline-dev libncurses-dev \
 	uuid-dev libgdbm-dev libgdbm-compat-dev libb2-dev libnsl-dev libtirpc-dev libcrypt-dev \
 	tk-dev libx11-dev libxss-dev libyaml-dev libpq-dev postgresql libxslt1-dev libxml2-dev autoconf automake libtool \
-	skopeo umoci qemu-system-x86 linux-image-cloud-amd64 strace unzip gfortran ccache
+	skopeo umoci qemu-system-x86 linux-image-cloud-amd64 strace unzip gfortran ccache \
+	libfreetype-dev libqhull-dev libjpeg-dev cmake
 
 # Debian's pristine CPython 3.11 tarball (python3.11_*.orig.tar.gz), the default --python-src.
 CACHE ?= $(or $(DLSTATIC_CACHE),$(addsuffix /dlstatic,$(filter /%,$(XDG_CACHE_HOME))),$(HOME)/.cache/dlstatic)

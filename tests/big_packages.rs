@@ -287,3 +287,69 @@ fn grpcio_unary_call_over_a_local_port_answers_as_the_dynamic_build() {
     let check = "a unary call and an error status over a local port, as in the dynamic build";
     common::results::record("big_packages", "grpcio", "1.68.1", check);
 }
+
+/// matplotlib 3.9.2 (meson-python, C++, with Debian's FreeType and Qhull through
+/// modules.txt's config settings): a figure with lines, a Qhull triangulation and text in
+/// the bundled DejaVu Sans (by file name: the dynamic run may see a system DejaVu),
+/// rendered by Agg; its pixels and PNG are printed so the two runs can be compared.
+/// Qhull runs verbose (as `Triangulation` does under `python -v`): quiet, it opens
+/// /dev/null, which the empty root lacks.
+const MATPLOTLIB_CODE: &str = "\
+import hashlib, io, os, shutil, tempfile
+config = tempfile.mkdtemp(); os.environ['MPLCONFIGDIR'] = config
+import matplotlib; matplotlib.use('Agg')
+import matplotlib.pyplot as plt, numpy
+from matplotlib import _qhull, ft2font
+from matplotlib.font_manager import FontProperties
+from matplotlib.tri import Triangulation
+font = FontProperties(fname=os.path.join(matplotlib.get_data_path(), 'fonts/ttf/DejaVuSans.ttf'))
+x, y = [0, 1, 0, 1, 0.5], [0, 0, 1, 1, 0.5]
+mesh = Triangulation(x, y, _qhull.delaunay(x, y, 1)[0])
+figure = plt.figure(figsize=(4, 3), dpi=100)
+axes = figure.add_axes((0, 0, 1, 1)); axes.set_axis_off(); axes.set_xlim(-0.1, 1.1); axes.set_ylim(-0.1, 1.1)
+axes.plot(numpy.linspace(0, 1, 100), 0.5 + 0.4 * numpy.sin(numpy.linspace(0, 6.3, 100)), color='red', linewidth=3)
+axes.triplot(mesh, color='blue')
+axes.text(0.05, 0.05, 'static Agg', fontproperties=font, fontsize=24)
+figure.canvas.draw()
+pixels = numpy.asarray(figure.canvas.buffer_rgba())
+red = ((pixels[..., 0] > 200) & (pixels[..., 1] < 80)).sum()
+blue = ((pixels[..., 2] > 200) & (pixels[..., 0] < 80)).sum()
+dark = (pixels[..., :3].max(-1) < 80).sum()
+png = io.BytesIO(); figure.savefig(png, format='png')
+print('rgba', pixels.shape, hashlib.md5(pixels.tobytes()).hexdigest())
+print('triangles', len(mesh.triangles), 'red', red > 500, 'blue', blue > 500, 'text', dark > 300)
+print('png', png.getvalue()[:8], len(png.getvalue()) > 5000, hashlib.md5(png.getvalue()).hexdigest())
+print('matplotlib', matplotlib.__version__, 'freetype', ft2font.__freetype_version__)
+shutil.rmtree(config)
+";
+
+#[test]
+#[ignore = "numpy, matplotlib, contourpy, kiwisolver, pillow: long C/C++ builds: make test-packages"]
+fn matplotlib_agg_renders_as_the_dynamic_build() {
+    let out = build_verified("matplotlib");
+    let modules = linked(&out, "matplotlib.");
+    for module in [
+        "matplotlib.ft2font",
+        "matplotlib._qhull",
+        "matplotlib.backends._backend_agg",
+    ] {
+        assert!(
+            modules.iter().any(|m| m == module),
+            "{module} not linked: {modules:?}"
+        );
+    }
+    let text = same_in_both(&out, MATPLOTLIB_CODE, &[]);
+    for expected in [
+        "rgba (300, 400, 4) ",
+        "triangles 4 red True blue True text True",
+        "png b'\\x89PNG\\r\\n\\x1a\\n' True ",
+        "matplotlib 3.9.2 freetype 2.12.1",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    let check = format!(
+        "{} modules (FreeType, Qhull from Debian); an Agg figure with text: same pixels and PNG as the dynamic build",
+        modules.len()
+    );
+    common::results::record("big_packages", "matplotlib", "3.9.2", &check);
+}

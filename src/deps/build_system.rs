@@ -103,9 +103,6 @@ impl Build<'_> {
         for dir in dirs {
             self.step("make", &make, &self.tree.join(dir))?;
         }
-        if let Some(recipe) = recipe.filter(|r| !r.install.is_empty()) {
-            return self.install_listed(recipe);
-        }
         // on make's command line too: a Makefile that sets `DESTDIR =` itself (OpenSSL's)
         // overrides the environment
         let destdir = format!("DESTDIR={}", self.destdir.to_string_lossy());
@@ -114,7 +111,16 @@ impl Build<'_> {
             Some(recipe) => install.extend(recipe.install_targets.iter().map(String::as_str)),
             None => install.push("install"),
         }
-        self.step("install", &install, &self.tree)
+        self.install(&install)
+    }
+
+    /// A recipe's `[install]` table if it has one, else the build system's own `install`
+    /// command.
+    fn install(&self, install: &[&str]) -> Result<()> {
+        match self.recipe.filter(|r| !r.install.is_empty()) {
+            Some(recipe) => self.install_listed(recipe),
+            None => self.step("install", install, &self.tree),
+        }
     }
 
     /// The recipe's own configure command (`@prefix@` filled in), or `./configure`
@@ -184,11 +190,7 @@ impl Build<'_> {
             &["ninja", "-C", "dlstatic-build", "-j", &jobs],
             &self.tree,
         )?;
-        self.step(
-            "install",
-            &["meson", "install", "-C", "dlstatic-build"],
-            &self.tree,
-        )
+        self.install(&["meson", "install", "-C", "dlstatic-build"])
     }
 
     fn cmake(&self) -> Result<()> {
@@ -215,11 +217,7 @@ impl Build<'_> {
             &["cmake", "--build", "dlstatic-build", "-j", &jobs],
             &self.tree,
         )?;
-        self.step(
-            "install",
-            &["cmake", "--install", "dlstatic-build"],
-            &self.tree,
-        )
+        self.install(&["cmake", "--install", "dlstatic-build"])
     }
 
     /// The installed prefix as it is now, under DESTDIR.

@@ -22,6 +22,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "extensions/deps/libgssapi_krb5.toml",
         include_str!("../../extensions/deps/libgssapi_krb5.toml"),
     ),
+    (
+        "extensions/deps/libqhull_r.toml",
+        include_str!("../../extensions/deps/libqhull_r.toml"),
+    ),
 ];
 
 /// How to build one library (and what comes with it) from its source package.

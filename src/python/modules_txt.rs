@@ -3,9 +3,12 @@
 //! A line is a pip requirement (`simplejson==3.19.3`, `requests>=2`, `pkg[extra]`,
 //! `name @ URL`, `-r other.txt`, `-e …`, a local path, `git+https://…`, a pip option such
 //! as `--index-url`, i.e. `pip freeze` output as is) or Kontain's form
-//! `<name> <version> [<source-url>] ["<build deps>"]`. `#` starts a comment.
-//! Anything else is an error naming file and line.
+//! `<name> <version> [<source-url>] ["<build deps>"]`. `#` starts a comment. A named
+//! requirement may end in config settings for its build backend, as in pip's own
+//! requirements files: `--config-settings=KEY=VALUE`, `--config-settings KEY=VALUE`,
+//! `-C KEY=VALUE`, `-CKEY=VALUE`. Anything else is an error naming file and line.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -19,8 +22,33 @@ pub struct Requirement {
     pub pip: String,
     /// Kontain's build dependencies, installed into the build environment first.
     pub build_deps: Vec<String>,
+    /// `KEY=VALUE` settings for this package's build backend, in the order given
+    /// (meson-python's `setup-args` may repeat).
+    pub config_settings: Vec<String>,
     /// `file:line`, for messages.
     pub origin: String,
+}
+
+impl Requirement {
+    /// `pip` with nothing else (its origin is filled in by the reader).
+    fn plain(pip: String) -> Requirement {
+        Requirement {
+            pip,
+            build_deps: Vec::new(),
+            config_settings: Vec::new(),
+            origin: String::new(),
+        }
+    }
+
+    /// The line of a requirements file for pip (23.1 or later reads config settings
+    /// there, and passes them to this package's build alone).
+    pub fn pip_line(&self) -> String {
+        let settings = self.config_settings.iter();
+        std::iter::once(self.pip.clone())
+            .chain(settings.map(|setting| format!("--config-settings={setting}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// pip options that may stand on a line of their own in a requirements file.
@@ -172,27 +200,72 @@ fn strip_comment(line: &str) -> &str {
 }
 
 fn parse_line(line: &str, base: &Path) -> Result<Requirement, String> {
-    let requirement = |pip: String| {
-        Ok(Requirement {
-            pip,
-            build_deps: Vec::new(),
-            origin: String::new(),
-        })
-    };
-    if line.starts_with('-') {
-        let option = line.split([' ', '=']).next().unwrap_or("");
-        if PIP_OPTIONS.contains(&option) {
-            return requirement(line.to_string());
-        }
-        if let Some(editable) = line
-            .strip_prefix("-e ")
-            .or_else(|| line.strip_prefix("--editable "))
-        {
-            // an editable install of a checkout: built like any other source
-            return requirement(editable.trim().to_string());
-        }
+    let option = line.split([' ', '=']).next().unwrap_or("");
+    if PIP_OPTIONS.contains(&option) {
+        return Ok(Requirement::plain(line.to_string()));
+    }
+    if let Some(editable) = line
+        .strip_prefix("-e ")
+        .or_else(|| line.strip_prefix("--editable "))
+    {
+        // an editable install of a checkout: built like any other source
+        return Ok(Requirement::plain(editable.trim().to_string()));
+    }
+    let (spec, config_settings) = split_config_settings(line)?;
+    let requirement = parse_spec(spec, base)?;
+    if !config_settings.is_empty() && parse_pep508(&requirement.pip).is_err() {
+        return Err(
+            "config settings need a named requirement (`name @ URL` for a URL or a local path)"
+                .into(),
+        );
+    }
+    Ok(Requirement {
+        config_settings,
+        ..requirement
+    })
+}
+
+/// A requirement and the config settings after it. As in pip, options start at the
+/// first word that begins with `-`; here only config settings may follow.
+fn split_config_settings(line: &str) -> Result<(&str, Vec<String>), String> {
+    let bytes = line.as_bytes();
+    let start = (0..bytes.len())
+        .find(|&i| bytes[i] == b'-' && (i == 0 || bytes[i - 1].is_ascii_whitespace()))
+        .unwrap_or(line.len());
+    if start == 0 {
         return Err("unknown option (only -r, -e and pip's index options may appear)".into());
     }
+    let mut words = line[start..].split_whitespace();
+    let mut settings = Vec::new();
+    while let Some(word) = words.next() {
+        let setting = match word {
+            "--config-settings" | "-C" => words.next().ok_or(format!("{word} needs KEY=VALUE"))?,
+            _ => word
+                .strip_prefix("--config-settings=")
+                .or_else(|| word.strip_prefix("-C"))
+                .ok_or(format!(
+                    "unknown option `{word}` after a requirement (only --config-settings and -C may follow one)"
+                ))?,
+        };
+        settings.push(config_setting(setting)?);
+    }
+    Ok((line[..start].trim_end(), settings))
+}
+
+/// One `KEY=VALUE` config setting, checked.
+fn config_setting(setting: &str) -> Result<String, String> {
+    match setting.split_once('=') {
+        _ if setting.contains(['"', '\'', '\\']) => Err(format!(
+            "config setting `{setting}`: quotes and backslashes are not supported"
+        )),
+        Some((key, _)) if !key.is_empty() && !key.starts_with('-') => Ok(setting.to_string()),
+        _ => Err(format!("config setting `{setting}` is not KEY=VALUE")),
+    }
+}
+
+/// A requirement without options: a URL, a local path, PEP 508 or Kontain's form.
+fn parse_spec(line: &str, base: &Path) -> Result<Requirement, String> {
+    let requirement = |pip: String| Ok(Requirement::plain(pip));
     if line.starts_with("git+")
         || line.starts_with("hg+")
         || line.starts_with("https://")
@@ -210,7 +283,7 @@ fn parse_line(line: &str, base: &Path) -> Result<Requirement, String> {
         };
     }
     match parse_pep508(line) {
-        Ok(()) => requirement(line.to_string()),
+        Ok(_) => requirement(line.to_string()),
         // its message alone: the full error repeats the line and underlines on two more
         Err(pep508) => parse_kontain(line).unwrap_or_else(|| {
             Err(format!(
@@ -220,17 +293,17 @@ fn parse_line(line: &str, base: &Path) -> Result<Requirement, String> {
     }
 }
 
-/// A PEP 508 requirement, or why not. pep508_rs 0.9.2 panics on some malformed lines
-/// (an `expect` on names and extras ending in `.-_` before more text, a slice inside a
-/// multi-byte character: the fuzz findings in fuzz/findings/modules_txt-*); such a
-/// panic is a parse error here. The panic hook is silenced meanwhile so nothing is
+/// The project name of a PEP 508 requirement, or why it is not one. pep508_rs 0.9.2
+/// panics on some malformed lines (an `expect` on names and extras ending in `.-_` before
+/// more text, a slice inside a multi-byte character: the fuzz findings in
+/// fuzz/findings/modules_txt-*); such a panic is a parse error here. The panic hook is silenced meanwhile so nothing is
 /// printed (modules files are read before dlstatic starts any thread).
-fn parse_pep508(line: &str) -> Result<(), String> {
+fn parse_pep508(line: &str) -> Result<String, String> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let parsed = std::panic::catch_unwind(|| {
         pep508_rs::Requirement::<VerbatimUrl>::from_str(line)
-            .map(drop)
+            .map(|requirement| requirement.name.to_string())
             .map_err(|e| e.message.to_string())
     });
     std::panic::set_hook(hook);
@@ -274,10 +347,38 @@ fn parse_kontain(line: &str) -> Option<Result<Requirement, String>> {
         _ => return None,
     };
     Some(Ok(Requirement {
-        pip,
         build_deps,
-        origin: String::new(),
+        ..Requirement::plain(pip)
     }))
+}
+
+/// The config settings of every project given some, by PEP 503 name; an error names
+/// the line that gives a project other settings than an earlier line did.
+pub fn config_settings_by_project(
+    requirements: &[Requirement],
+) -> Result<HashMap<String, Vec<String>>> {
+    let mut by_project: HashMap<String, &Requirement> = HashMap::new();
+    for requirement in requirements
+        .iter()
+        .filter(|r| !r.config_settings.is_empty())
+    {
+        // parse_line let config settings stand only after a named requirement
+        let name = normalized_name(&parse_pep508(&requirement.pip).unwrap_or_default());
+        if let Some(earlier) = by_project.get(&name)
+            && earlier.config_settings != requirement.config_settings
+        {
+            bail!(
+                "{}: {name}: other config settings than on {}",
+                requirement.origin,
+                earlier.origin
+            );
+        }
+        by_project.insert(name, requirement);
+    }
+    Ok(by_project
+        .into_iter()
+        .map(|(name, requirement)| (name, requirement.config_settings.clone()))
+        .collect())
 }
 
 /// A project name in its PEP 503 normal form (`Zope.Interface`, `zope__interface` →
@@ -373,15 +474,21 @@ mod tests {
             ("-bad-name==1.0", "unknown option"),
             ("markupsafe 2.1.5x.y", "version `2.1.5x.y`"),
         ] {
-            let err = pips(&format!("idna==3.7\n{line}\n")).unwrap_err();
-            let text = format!("{err:#}");
-            assert!(
-                text.contains("modules.txt:2: ")
-                    && text.to_lowercase().contains(why)
-                    && !text.contains('\n'),
-                "{line}: {text}"
-            );
+            assert_second_line_rejected(line, why);
         }
+    }
+
+    /// `line`, the second of a modules file, is an error of one line that names the file,
+    /// the line and `why` (in any case).
+    fn assert_second_line_rejected(line: &str, why: &str) {
+        let err = pips(&format!("idna==3.7\n{line}\n")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("modules.txt:2: ")
+                && text.to_lowercase().contains(&why.to_lowercase())
+                && !text.contains('\n'),
+            "{line}: {text}"
+        );
     }
 
     #[test]
@@ -442,6 +549,80 @@ mod tests {
                 "{line}: {err:#}"
             );
         }
+    }
+
+    #[test]
+    fn config_settings_in_every_form_pip_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.txt");
+        let text = "matplotlib==3.9.2 --config-settings=setup-args=-Dsystem-freetype=true  -C setup-args=-Dsystem-qhull=true\n\
+                    numpy==2.1.3 ; python_version >= \"3.9\" --config-settings compile-args=-v -Cbuilddir=b # why\n\
+                    markupsafe 2.1.5 -C key=\nidna==3.7\n";
+        std::fs::write(&path, text).unwrap();
+        let got = parse_file(&path).unwrap();
+        assert_eq!(got[0].pip, "matplotlib==3.9.2");
+        assert_eq!(
+            got[0].pip_line(),
+            "matplotlib==3.9.2 --config-settings=setup-args=-Dsystem-freetype=true \
+             --config-settings=setup-args=-Dsystem-qhull=true"
+        );
+        assert_eq!(got[1].pip, "numpy==2.1.3 ; python_version >= \"3.9\"");
+        assert_eq!(got[1].config_settings, ["compile-args=-v", "builddir=b"]);
+        assert_eq!(
+            (got[2].pip.as_str(), got[2].config_settings.as_slice()),
+            ("markupsafe==2.1.5", ["key=".to_string()].as_slice())
+        );
+        assert_eq!(got[3].pip_line(), "idna==3.7");
+        let by_project = config_settings_by_project(&got).unwrap();
+        let mut projects: Vec<&String> = by_project.keys().collect();
+        projects.sort();
+        assert_eq!(projects, ["markupsafe", "matplotlib", "numpy"]);
+        assert_eq!(by_project["matplotlib"], got[0].config_settings);
+    }
+
+    #[test]
+    fn bad_config_settings_name_file_and_line() {
+        for (line, why) in [
+            (
+                "matplotlib==3.9.2 --config-settings",
+                "--config-settings needs KEY=VALUE",
+            ),
+            ("matplotlib==3.9.2 -C", "-C needs KEY=VALUE"),
+            (
+                "matplotlib==3.9.2 -C setup-args",
+                "`setup-args` is not KEY=VALUE",
+            ),
+            ("matplotlib==3.9.2 -C=x=y", "`=x=y` is not KEY=VALUE"),
+            ("matplotlib==3.9.2 -C -Dx=y", "`-Dx=y` is not KEY=VALUE"),
+            (
+                "matplotlib==3.9.2 --no-binary :all:",
+                "unknown option `--no-binary`",
+            ),
+            ("matplotlib==3.9.2 -C a=b extra", "unknown option `extra`"),
+            (
+                "matplotlib==3.9.2 -C 'setup-args=-Da=b'",
+                "quotes and backslashes",
+            ),
+            (
+                "https://example.org/x.tar.gz -C a=b",
+                "need a named requirement",
+            ),
+        ] {
+            assert_second_line_rejected(line, why);
+        }
+    }
+
+    #[test]
+    fn one_project_given_two_sets_of_config_settings_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.txt");
+        std::fs::write(&path, "matplotlib==3.9.2 -C a=1\nMatplotlib -C a=2\n").unwrap();
+        let err = config_settings_by_project(&parse_file(&path).unwrap()).unwrap_err();
+        let path = path.display();
+        assert_eq!(
+            format!("{err:#}"),
+            format!("{path}:2: matplotlib: other config settings than on {path}:1")
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::capture::db::CaptureDb;
 use crate::progress::Step;
+use crate::python::modules_txt::normalized_name;
 use crate::python::packages::{Package, command, content_digest, text};
 
 const SDIST_BACKEND: &str = include_str!("sdist_backend.py");
@@ -59,6 +60,8 @@ pub(super) struct Builder {
     /// `--index-url …` and friends from modules.txt
     pub index_options: Vec<String>,
     pub build_deps: Vec<String>,
+    /// modules.txt's config settings, by PEP 503 project name: for that package's build.
+    pub config_settings: HashMap<String, Vec<String>>,
     pub python_tree: PathBuf,
     /// this dlstatic, which pip's builds run under `capture`
     pub exe: PathBuf,
@@ -250,6 +253,8 @@ impl Builder {
             ]),
             _ => cmd.extend(["--no-binary".into(), name.to_string()]),
         }
+        let settings = self.config_settings_of(name).iter();
+        cmd.extend(settings.map(|setting| format!("--config-settings={setting}")));
         cmd.extend(self.index_options.iter().cloned());
         cmd.push(spec.to_string());
         cmd
@@ -277,17 +282,29 @@ impl Builder {
             None if is_direct => return Ok(None),
             None => url.to_string(),
         };
-        let key_text = format!(
+        let mut key_text = format!(
             "{PACKAGE_CACHE_FORMAT}\0{}\0{name}\0{version}\0{source}\0{}\0{}\0{}",
             crate::capture::db::RECORD_VERSION,
             self.index_options.join(" "),
             self.build_deps.join(" "),
             self.python_tree.display()
         );
+        // only where there are some: the keys of builds without settings stay as they were
+        let settings = self.config_settings_of(name);
+        if !settings.is_empty() {
+            key_text.push_str(&format!("\0{}", settings.join("\0")));
+        }
         Ok(Some(format!(
             "{name}-{version}-{:x}",
             md5::compute(key_text)
         )))
+    }
+
+    /// The config settings modules.txt gives the project `name`.
+    fn config_settings_of(&self, name: &str) -> &[String] {
+        self.config_settings
+            .get(&normalized_name(name))
+            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -381,6 +398,56 @@ mod tests {
             r#"{{"metadata": {{"name": "x", "version": "1"}}, "download_info": {{"url": "{url}"}}}}"#
         );
         serde_json::from_str(&json).unwrap()
+    }
+
+    fn builder(config_settings: &[(&str, &[&str])]) -> Builder {
+        let settings = config_settings.iter().map(|(project, settings)| {
+            (
+                project.to_string(),
+                settings.iter().map(|s| s.to_string()).collect(),
+            )
+        });
+        Builder {
+            pip: "/venv/bin/pip".into(),
+            venv_python: "/venv/bin/python".into(),
+            index_options: Vec::new(),
+            build_deps: Vec::new(),
+            config_settings: settings.collect(),
+            python_tree: "/python".into(),
+            exe: "/dlstatic".into(),
+            cache: "/cache".into(),
+            tree_digests: HashMap::new(),
+            dir: "/out".into(),
+            workers: 1,
+            jobs: 2,
+            cc_launcher: None,
+        }
+    }
+
+    #[test]
+    fn config_settings_reach_their_own_package_build_and_its_cache_key() {
+        let qhull = [
+            "setup-args=-Dsystem-qhull=true",
+            "setup-args=-Dsystem-freetype=true",
+        ];
+        let (plain, with_settings) = (builder(&[]), builder(&[("matplotlib", &qhull)]));
+        let url = "https://files.example/x-1.tar.gz";
+        let key = |builder: &Builder, name| builder.cache_key(name, "1", url, None, false).unwrap();
+        assert_eq!(key(&plain, "numpy"), key(&with_settings, "numpy"));
+        assert_ne!(key(&plain, "Matplotlib"), key(&with_settings, "Matplotlib"));
+        let settings_of = |name| {
+            let (site, db) = (Path::new("/site"), Path::new("/db"));
+            let cmd = with_settings.pip_install(name, "spec", site, db, "mesonpy", 2);
+            let settings = cmd
+                .into_iter()
+                .filter_map(|arg| arg.strip_prefix("--config-settings=").map(String::from));
+            settings.collect::<Vec<_>>()
+        };
+        assert_eq!(
+            settings_of("Matplotlib"),
+            ["compile-args=-j2", qhull[0], qhull[1]]
+        );
+        assert_eq!(settings_of("numpy"), ["compile-args=-j2"]);
     }
 
     #[test]

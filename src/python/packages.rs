@@ -38,6 +38,13 @@ use crate::python::cpython::CpythonBuild;
 use crate::python::modules_txt;
 use crate::python::package_build::{Builder, Built, Report, ReportItem, failure_cause, log_of};
 
+/// The pip a build venv gets when modules.txt has config settings. CPython 3.11's
+/// bundled pip (22.3) keeps only the last value of a key given twice (meson-python's
+/// `setup-args` often is) and reads no config settings in a requirements file; pip 23.1
+/// and later do both, so each setting reaches its own package's backend, resolution
+/// included.
+const PIP_FOR_CONFIG_SETTINGS: &str = "pip==24.3.1";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Package {
     pub name: String,
@@ -85,6 +92,8 @@ pub struct InstallOptions {
 pub struct PackageSet {
     requirements: Vec<modules_txt::Requirement>,
     build_deps: Vec<String>,
+    /// Each project's settings for its build backend (PEP 503 name → `KEY=VALUE`s).
+    config_settings: HashMap<String, Vec<String>>,
     /// The local trees it names, each with the digest of its contents.
     local_trees: HashMap<String, String>,
     pub key: String,
@@ -94,7 +103,7 @@ pub fn plan(modules: &Path) -> Result<PackageSet> {
     let requirements = modules_txt::parse_file(modules)?;
     let requirements_text: String = requirements
         .iter()
-        .map(|r| format!("{}\n", r.pip))
+        .map(|r| format!("{}\n", r.pip_line()))
         .collect();
     let build_deps: Vec<String> = requirements
         .iter()
@@ -116,6 +125,7 @@ pub fn plan(modules: &Path) -> Result<PackageSet> {
     }
     let key = format!("{:x}", md5::compute(key_text));
     Ok(PackageSet {
+        config_settings: modules_txt::config_settings_by_project(&requirements)?,
         requirements,
         build_deps,
         local_trees,
@@ -147,13 +157,14 @@ pub fn install(
     std::fs::create_dir_all(&logs)?;
     let tree_digests = write_requirements(set, &dir)?;
     let venv = dir.join("venv");
-    let report = resolve(python, &set.build_deps, &venv, &dir)?;
+    let report = resolve(python, set, &venv, &dir)?;
     let workers = options.jobs.min(report.install.len()).max(1);
     let builder = Builder {
         pip: venv.join("bin/pip"),
         venv_python: venv.join("bin/python"),
         index_options: index_options(&set.requirements),
         build_deps: set.build_deps.clone(),
+        config_settings: set.config_settings.clone(),
         python_tree: python.tree.clone(),
         exe: std::env::current_exe()?,
         cache: crate::python::cpython::cache_root().join("packages"),
@@ -245,7 +256,7 @@ fn write_requirements(set: &PackageSet, dir: &Path) -> Result<HashMap<PathBuf, S
                 tree_digests.insert(copy.canonicalize()?, digest.clone());
                 text(&copy)
             }
-            None => requirement.pip.clone(),
+            None => requirement.pip_line(),
         };
         requirements_text.push_str(&format!("{line}\n"));
     }
@@ -253,14 +264,9 @@ fn write_requirements(set: &PackageSet, dir: &Path) -> Result<HashMap<PathBuf, S
     Ok(tree_digests)
 }
 
-/// Make the build venv (with Kontain's build deps) and let pip resolve
-/// requirements.txt into the full set of packages to install.
-fn resolve(
-    python: &CpythonBuild,
-    build_deps: &[String],
-    venv: &Path,
-    dir: &Path,
-) -> Result<Report> {
+/// Make the build venv (with a newer pip for config settings, and Kontain's build deps)
+/// and let pip resolve requirements.txt into the full set of packages to install.
+fn resolve(python: &CpythonBuild, set: &PackageSet, venv: &Path, dir: &Path) -> Result<Report> {
     let logs = dir.join("logs");
     let dynamic = python
         .installed
@@ -269,9 +275,13 @@ fn resolve(
     Step::new("create the build venv", &logs.join("venv.log"))
         .run(&command(&dynamic, &["-m", "venv", &text(venv)]), dir)?;
     let pip = venv.join("bin/pip");
-    if !build_deps.is_empty() {
+    if !set.config_settings.is_empty() {
+        let upgrade = command(&pip, &["install", PIP_FOR_CONFIG_SETTINGS]);
+        Step::new("upgrade pip for config settings", &logs.join("pip.log")).run(&upgrade, dir)?;
+    }
+    if !set.build_deps.is_empty() {
         let mut cmd = command(&pip, &["install"]);
-        cmd.extend(build_deps.iter().cloned());
+        cmd.extend(set.build_deps.iter().cloned());
         Step::new("install Kontain build deps", &logs.join("build-deps.log")).run(&cmd, dir)?;
     }
     let report_path = dir.join("report.json");
