@@ -327,6 +327,12 @@ shutil.rmtree(config)
 #[ignore = "numpy, matplotlib, contourpy, kiwisolver, pillow: long C/C++ builds: make test-packages"]
 fn matplotlib_agg_renders_as_the_dynamic_build() {
     let out = build_verified("matplotlib");
+    // verify imported matplotlib in the payload as its root, and matplotlib wrote a font
+    // cache under HOME (/root there): verify removes what it wrote
+    assert!(
+        !out.join("root").exists(),
+        "verify left files in the payload"
+    );
     let modules = linked(&out, "matplotlib.");
     for module in [
         "matplotlib.ft2font",

@@ -2,8 +2,9 @@
 //! only OUT (chroot as root, `unshare -r` otherwise), import every registered module,
 //! look up every registered export through dlopen/dlsym, and print a table.
 
+use std::collections::HashSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -40,7 +41,10 @@ pub fn chroot_command(root: &Path) -> Command {
 /// Verify the payload at `root` against `manifest`; prints the table, returns the
 /// results, and fails when any module failed.
 pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
-    let results = run_checks(root, manifest)?;
+    let before = paths_under(root);
+    let results = run_checks(root, manifest);
+    remove_new_paths(root, &before)?;
+    let results = results?;
     print_table(&results, manifest);
     let failed = results.iter().filter(|r| !r.ok).count();
     let warned = results.iter().filter(|r| r.ok && r.warning).count();
@@ -60,6 +64,32 @@ pub fn verify(root: &Path, manifest: &Manifest) -> Result<Vec<ModuleResult>> {
         );
     }
     Ok(results)
+}
+
+/// Every path under `root`.
+fn paths_under(root: &Path) -> HashSet<PathBuf> {
+    (walkdir::WalkDir::new(root).into_iter().flatten())
+        .map(|entry| entry.into_path())
+        .collect()
+}
+
+/// What the checks wrote into the payload, removed: the empty root is the payload itself,
+/// and an import may write there (matplotlib makes `~/.config/matplotlib` with a font
+/// cache), which would make the payload depend on verify having run.
+fn remove_new_paths(root: &Path, before: &HashSet<PathBuf>) -> Result<()> {
+    let mut new: Vec<PathBuf> = (paths_under(root).into_iter())
+        .filter(|path| !before.contains(path))
+        .collect();
+    // shortest first: removing a new directory removes what is new inside it
+    new.sort_by_key(|path| path.components().count());
+    for path in new.iter().filter(|p| p.symlink_metadata().is_ok()) {
+        let removed = match path.symlink_metadata()?.is_dir() {
+            true => std::fs::remove_dir_all(path),
+            false => std::fs::remove_file(path),
+        };
+        removed.with_context(|| format!("{}: written by verify, cannot remove", path.display()))?;
+    }
+    Ok(())
 }
 
 /// verify_modules.py inside the empty root, fed the manifest: one JSON line per check.
