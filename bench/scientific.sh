@@ -44,4 +44,10 @@ for code in codes:
     s, d = (statistics.median(results[k]["times"]) * 1000 for k in ("static", "dynamic"))
     us, ud = (results[k]["user"] for k in ("static", "dynamic"))
     print(f"| `-c '{code}'` | {s:.1f} ms | {d:.1f} ms | {s / d:.2f}x | {us / ud:.2f}x |")
+print("""
+What `-c pass` shows: the dynamic interpreter loads no OpenBLAS for `pass`, while the
+static binary runs `gotoblas_init` (OpenBLAS's constructor, from Debian's `libopenblas.a`,
+a system archive linked into the main program) at every start; the modules' own
+constructors wait for their first dlopen (README, Limits). Imports open, relocate and
+search no `.so` files.""")
 PY
