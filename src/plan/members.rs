@@ -197,6 +197,7 @@ pub fn relocatable_members(
 
 /// Members sit at 2-byte-aligned offsets in an archive, and the ELF reader wants its
 /// headers aligned: each is summarized from a copy (a few KiB; heap memory is aligned).
+#[allow(clippy::unnecessary_to_owned)] // the copy is the point: it is aligned
 fn summarize_member(data: &[u8]) -> Result<elf::ObjectSummary> {
     elf::summarize_object(&data.to_vec())
 }
