@@ -30,7 +30,7 @@ help:
 	@echo "make test        every test but test-packages (fixtures, CPython, PyPI packages, fuzz seeds; CI)"
 	@echo "make package-table  rewrite README's table of packages known to work from the last test runs"
 	@echo "make test-fast   the unit, CLI and fixture tests only (a few minutes; the edit loop)"
-	@echo "make test-packages  the #[ignore]d tests: packages that build for many minutes (rapidfuzz, pandas, gevent, pydantic, lxml)"
+	@echo "make test-packages  the #[ignore]d tests: packages that build for many minutes (rapidfuzz, pandas, gevent, scipy, cryptography, grpcio, matplotlib, pydantic, lxml)"
 	@echo "make sanitize    the runtime shim under ASan+UBSan and TSan, 8 threads x 1e5 rounds"
 	@echo "make bench       measure dlstatic against the alternatives; writes bench/results.md"
 	@echo "make bench-deploy  single file vs directory vs dynamic CPython start-up; writes bench/deploy-results.md"
