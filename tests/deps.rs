@@ -291,11 +291,7 @@ fn a_plugin_linked_with_libxslt_gets_its_archives_built() {
         );
     }
 
-    let linked = dlstatic_in(d, &["link", "--db", "db", "-o", "host-static", "host.o"]);
-    assert!(linked.status.success(), "{}", stderr(&linked));
-    let plan: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("host-static.km/plan.json")).unwrap())
-            .unwrap();
+    let plan = link_host(d, "host-static", &[]);
     for lib in ["libxslt.a", "libexslt.a"] {
         let archives = archives_in_summary(&plan, lib);
         assert!(
@@ -306,6 +302,15 @@ fn a_plugin_linked_with_libxslt_gets_its_archives_built() {
     let (static_out, dynamic_out) = static_and_dynamic_hosts(d, "host-static");
     assert_eq!(static_out, dynamic_out);
     assert!(static_out.starts_with("libxslt 1013"), "{static_out}");
+}
+
+/// `dlstatic link` of host.o in `dir` into `exe`, which must work; its executed plan.
+fn link_host(dir: &Path, exe: &str, extra: &[&str]) -> serde_json::Value {
+    let args = [&["link", "--db", "db", "-o", exe, "host.o"], extra].concat();
+    let linked = dlstatic_in(dir, &args);
+    assert!(linked.status.success(), "{}", stderr(&linked));
+    let plan = std::fs::read(dir.join(format!("{exe}.km/plan.json"))).unwrap();
+    serde_json::from_slice(&plan).unwrap()
 }
 
 /// `dlstatic audit --json host.o` in `dir` with an empty dependency cache: did it pass,
@@ -412,11 +417,7 @@ fn a_plugin_loading_openssl_providers_gets_libcrypto_rebuilt_with_them() {
         "{message}"
     );
 
-    let linked = dlstatic_in(d, &["link", "--db", "db", "-o", "host-static", "host.o"]);
-    assert!(linked.status.success(), "{}", stderr(&linked));
-    let plan: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("host-static.km/plan.json")).unwrap())
-            .unwrap();
+    let plan = link_host(d, "host-static", &[]);
     let archives = archives_in_summary(&plan, "libcrypto.a");
     assert!(
         archives.len() == 1 && archives[0].contains("/deps/openssl-"),
@@ -426,17 +427,7 @@ fn a_plugin_loading_openssl_providers_gets_libcrypto_rebuilt_with_them() {
     assert_eq!(static_out, dynamic_out);
     assert_eq!(static_out, "md4(abc) = a448017aaf21d8525fc10ae87aa6729d\n");
 
-    let args = [
-        "link",
-        "--db",
-        "db",
-        "--no-build-deps",
-        "-o",
-        "host-debian",
-        "host.o",
-    ];
-    let linked = dlstatic_in(d, &args);
-    assert!(linked.status.success(), "{}", stderr(&linked));
+    link_host(d, "host-debian", &["--no-build-deps"]);
     let (debian_out, _) = static_and_dynamic_hosts(d, "host-debian");
     assert_eq!(debian_out, "md4(abc) = legacy provider: not available\n");
 }
