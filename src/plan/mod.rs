@@ -178,8 +178,26 @@ impl Plan {
                 missing_export_reason(names)
             );
         }
-        if let Some(missing) = self.missing_libs.iter().find(|m| m.blocks_link()) {
-            bail!("{}", missing.link_error(self.module(missing.module)));
+        let blocking: Vec<&MissingLib> = (self.missing_libs.iter())
+            .filter(|m| m.blocks_link())
+            .collect();
+        // the one a module names itself, else the one most of the missing names come
+        // from (libpq.a's GSSAPI, not the libbsd its stray strlcpy happens to find)
+        let worst = (blocking.iter()).min_by_key(|m| {
+            (
+                m.needed_by.is_some(),
+                std::cmp::Reverse(m.needed_symbols.len()),
+            )
+        });
+        if let Some(missing) = worst {
+            let others = match blocking.len() - 1 {
+                0 => String::new(),
+                n => format!(" (and {}: dlstatic audit names them)", plural_libraries(n)),
+            };
+            bail!(
+                "{}{others}",
+                missing.link_error(self.module(missing.module))
+            );
         }
         if let Some((from, name, providers)) = self.resolution.ambiguous.first() {
             let names: Vec<&str> = providers
@@ -219,6 +237,14 @@ impl Plan {
 /// The ground-truth check: whatever a module's `.so` exported must be defined by the
 /// module's objects or, for what the shared link took from a static system library,
 /// by the main program side.
+/// `1 more library without a static archive`, `3 more libraries …`.
+fn plural_libraries(n: usize) -> String {
+    match n {
+        1 => "1 more library without a static archive".to_string(),
+        n => format!("{n} more libraries without a static archive"),
+    }
+}
+
 fn missing_exports(modules: &[PlannedModule], program: &Program) -> Vec<(usize, Vec<String>)> {
     modules
         .iter()
