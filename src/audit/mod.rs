@@ -259,7 +259,7 @@ fn missing_library_finding(missing: &MissingLib, module: &Module) -> Finding {
         Some(source) => format!(
             "dlstatic will build it from source package {source} (--no-build-deps: it stays an error)"
         ),
-        None => system_libs::static_archive_advice(lib, &module.lib_dirs),
+        None => missing.advice(module),
     };
     let archive = match lib.starts_with('/') {
         true => format!("static archive for {lib}"),

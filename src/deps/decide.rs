@@ -89,6 +89,30 @@ pub fn wanted(plan: &Plan) -> Vec<Wanted> {
     out
 }
 
+/// What the recipes say about missing libraries no package advice fits: a parent that
+/// a recipe rebuilds without the library (when dlstatic does not build it now:
+/// `--no-build-deps`), or why the library is never built static.
+pub fn add_remedies(plan: &mut Plan) {
+    for missing in &mut plan.missing_libs {
+        let lib = library_name(&missing.lib);
+        let parent_recipe = (missing.needed_by.as_deref())
+            .and_then(recipe::for_library)
+            .filter(|r| r.instead_of.contains(&lib));
+        missing.remedy = match (parent_recipe, recipe::for_library(&lib)) {
+            (Some(parent), _) => Some(format!(
+                "dlstatic rebuilds lib{} without it{} unless --no-build-deps",
+                parent.library,
+                (parent.source.as_deref())
+                    .map_or(String::new(), |s| format!(" from source package {s}"))
+            )),
+            (None, Some(own)) => {
+                (own.no_static_build.as_deref()).map(|why| format!("it has no static build: {why}"))
+            }
+            (None, None) => None,
+        };
+    }
+}
+
 /// One build per source package: a second want of the same package joins the first.
 fn merge(out: &mut Vec<Wanted>, want: Wanted) {
     match out.iter_mut().find(|w| w.source == want.source) {

@@ -77,6 +77,7 @@ pub fn plan(mode: Mode, make_plan: impl Fn(&[PathBuf]) -> Result<Plan>) -> Resul
         let prefixes: Vec<PathBuf> = built.iter().map(|b| b.prefix.clone()).collect();
         let mut plan = make_plan(&prefixes)?;
         plan.unfit_archives = decide::unfit_archives(&plan);
+        decide::add_remedies(&mut plan);
         let wanted = decide::wanted(&plan);
         if wanted.is_empty() || mode == Mode::Off {
             return Ok(Outcome { plan, built });

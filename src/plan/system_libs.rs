@@ -37,6 +37,9 @@ pub struct MissingLib {
     pub needed_symbols: Vec<String>,
     /// The source package dlstatic would build it from (`dlstatic audit`, `plan`).
     pub build_from: Option<String>,
+    /// What dlstatic's recipes say instead of package advice (filled by `deps::plan`):
+    /// the parent rebuild that removes the need, or why it is never built static.
+    pub remedy: Option<String>,
 }
 
 /// A static archive that exists but cannot do in a static program what a module uses
@@ -78,6 +81,11 @@ impl MissingLib {
         }
     }
 
+    /// What to do about it: the recipes' remedy, else which Debian package has what.
+    pub fn advice(&self, module: &Module) -> String {
+        (self.remedy.clone()).unwrap_or_else(|| static_archive_advice(&self.lib, &module.lib_dirs))
+    }
+
     /// How `link` reports it.
     pub fn link_error(&self, module: &Module) -> String {
         match (&self.needed_by, self.lib.starts_with('/')) {
@@ -96,7 +104,7 @@ impl MissingLib {
                 module.path,
                 self.needed_names(),
                 self.lib,
-                static_archive_advice(&self.lib, &module.lib_dirs)
+                self.advice(module)
             ),
         }
     }
@@ -201,6 +209,7 @@ impl MissingLib {
             needed_by,
             needed_symbols: Vec::new(),
             build_from: None,
+            remedy: None,
         }
     }
 }
