@@ -67,6 +67,15 @@ impl Build<'_> {
         );
         let mut argv: Vec<String> = vec![
             "env".into(),
+            // a dlstatic run under make (`make test`) must not hand that make's level and
+            // flags to the dependency's own build: PostgreSQL generates its headers only
+            // at MAKELEVEL 0, and a foreign jobserver is not this build's
+            "-u".into(),
+            "MAKELEVEL".into(),
+            "-u".into(),
+            "MAKEFLAGS".into(),
+            "-u".into(),
+            "MFLAGS".into(),
             format!("CFLAGS={flags}"),
             format!("CXXFLAGS={flags}"),
             format!("SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}"),
