@@ -8,7 +8,7 @@ use std::path::Path;
 use super::recipe::{self, Recipe};
 use super::source;
 use crate::plan::Plan;
-use crate::plan::system_libs::{self, UnfitArchive};
+use crate::plan::system_libs::{self, MissingLib, UnfitArchive};
 use crate::python::cpython::cache_root;
 
 /// One build that supplies one or more missing libraries.
@@ -36,9 +36,7 @@ pub fn wanted(plan: &Plan) -> Vec<Wanted> {
             continue;
         }
         let lib = library_name(&missing.lib);
-        let parent_recipe = (missing.needed_by.as_deref())
-            .and_then(recipe::for_library)
-            .filter(|r| r.instead_of.contains(&lib));
+        let parent_recipe = parent_recipe(missing);
         let (library, recipe) = match parent_recipe {
             Some(recipe) => (recipe.library.clone(), Some(recipe)),
             None => (lib.clone(), recipe::for_library(&lib)),
@@ -46,15 +44,11 @@ pub fn wanted(plan: &Plan) -> Vec<Wanted> {
         if recipe.is_some_and(|r| r.no_static_build.is_some()) {
             continue;
         }
+        // the module named the library's `.so` itself by path: that file's owner
+        let by_path =
+            (missing.lib.starts_with('/') && library == lib).then(|| Path::new(&missing.lib));
         let lib_dirs = &plan.module(missing.module).lib_dirs;
-        let source = recipe.and_then(|r| r.source.clone()).or_else(|| {
-            let shared = match missing.lib.starts_with('/') && library == lib {
-                true => Some(Path::new(&missing.lib).to_path_buf()),
-                false => system_libs::shared_library_file(&library, lib_dirs),
-            };
-            source::owner_of(&shared?)
-        });
-        let Some(source) = source else {
+        let Some(source) = source_package(recipe, &library, by_path, lib_dirs) else {
             continue;
         };
         let urgency = urgency(parent_recipe.is_some(), missing.needed_by.is_none());
@@ -71,10 +65,7 @@ pub fn wanted(plan: &Plan) -> Vec<Wanted> {
     for (index, unfit) in plan.unfit_archives.iter().enumerate() {
         let recipe = recipe::for_library(&unfit.lib);
         let lib_dirs = &plan.module(unfit.module).lib_dirs;
-        let source = recipe
-            .and_then(|r| r.source.clone())
-            .or_else(|| source::owner_of(&system_libs::shared_library_file(&unfit.lib, lib_dirs)?));
-        if let Some(source) = source {
+        if let Some(source) = source_package(recipe, &unfit.lib, None, lib_dirs) {
             let want = Wanted {
                 library: unfit.lib.clone(),
                 source,
@@ -95,10 +86,7 @@ pub fn wanted(plan: &Plan) -> Vec<Wanted> {
 pub fn add_remedies(plan: &mut Plan) {
     for missing in &mut plan.missing_libs {
         let lib = library_name(&missing.lib);
-        let parent_recipe = (missing.needed_by.as_deref())
-            .and_then(recipe::for_library)
-            .filter(|r| r.instead_of.contains(&lib));
-        missing.remedy = match (parent_recipe, recipe::for_library(&lib)) {
+        missing.remedy = match (parent_recipe(missing), recipe::for_library(&lib)) {
             (Some(parent), _) => Some(format!(
                 "dlstatic rebuilds lib{} without it{} unless --no-build-deps",
                 parent.library,
@@ -111,6 +99,32 @@ pub fn add_remedies(plan: &mut Plan) {
             (None, None) => None,
         };
     }
+}
+
+/// The recipe of the archive that needs `missing` when it rebuilds that archive without
+/// it (`instead_of`: libpq without GSSAPI).
+fn parent_recipe(missing: &MissingLib) -> Option<&'static Recipe> {
+    let lib = library_name(&missing.lib);
+    (missing.needed_by.as_deref())
+        .and_then(recipe::for_library)
+        .filter(|r| r.instead_of.contains(&lib))
+}
+
+/// The source package to build `library` from: the recipe's, else the package that
+/// ships its `.so` (`by_path`, when a module named that file, else the one `-l` finds).
+fn source_package(
+    recipe: Option<&Recipe>,
+    library: &str,
+    by_path: Option<&Path>,
+    lib_dirs: &[String],
+) -> Option<String> {
+    recipe.and_then(|r| r.source.clone()).or_else(|| {
+        let shared = match by_path {
+            Some(path) => Some(path.to_path_buf()),
+            None => system_libs::shared_library_file(library, lib_dirs),
+        };
+        source::owner_of(&shared?)
+    })
 }
 
 /// One build per source package: a second want of the same package joins the first.
@@ -139,7 +153,7 @@ pub fn unfit_archives(plan: &Plan) -> Vec<UnfitArchive> {
         if lib.archive.starts_with(&built_by_dlstatic) || recipe.replace_when_used.is_empty() {
             continue;
         }
-        let users = plan.modules.iter().enumerate().map(|(index, planned)| {
+        let mut users = plan.modules.iter().enumerate().map(|(index, planned)| {
             let undefined = &planned.module.undefined;
             let used: Vec<String> = (recipe.replace_when_used.iter())
                 .filter(|name| undefined.binary_search(name).is_ok())
@@ -147,7 +161,7 @@ pub fn unfit_archives(plan: &Plan) -> Vec<UnfitArchive> {
                 .collect();
             (index, used)
         });
-        if let Some((module, used)) = users.into_iter().find(|(_, used)| !used.is_empty()) {
+        if let Some((module, used)) = users.find(|(_, used)| !used.is_empty()) {
             out.push(UnfitArchive {
                 lib: name,
                 archive: lib.archive.clone(),
