@@ -192,7 +192,11 @@ impl Plan {
         if let Some(missing) = worst {
             let others = match blocking.len() - 1 {
                 0 => String::new(),
-                n => format!(" (and {}: dlstatic audit names them)", plural_libraries(n)),
+                1 => " (and 1 more library without a static archive: dlstatic audit names them)"
+                    .to_string(),
+                n => format!(
+                    " (and {n} more libraries without a static archive: dlstatic audit names them)"
+                ),
             };
             bail!(
                 "{}{others}",
@@ -237,14 +241,6 @@ impl Plan {
 /// The ground-truth check: whatever a module's `.so` exported must be defined by the
 /// module's objects or, for what the shared link took from a static system library,
 /// by the main program side.
-/// `1 more library without a static archive`, `3 more libraries …`.
-fn plural_libraries(n: usize) -> String {
-    match n {
-        1 => "1 more library without a static archive".to_string(),
-        n => format!("{n} more libraries without a static archive"),
-    }
-}
-
 fn missing_exports(modules: &[PlannedModule], program: &Program) -> Vec<(usize, Vec<String>)> {
     modules
         .iter()

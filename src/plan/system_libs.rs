@@ -396,19 +396,12 @@ pub fn static_dependencies(lib: &str, lib_dirs: &[String], prefix_dirs: &[String
         static_archive_in(lib, prefix_dirs).and_then(|a| Some(a.parent()?.to_path_buf()));
     let mut deps: Vec<String> = match &built_in {
         Some(dir) => prefix_static_libs(lib, dir),
-        None => system_shared_library(lib, lib_dirs)
-            .map(|shared| {
-                shared
-                    .needed
-                    .iter()
-                    .filter_map(|soname| lib_name_of_soname(soname))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        None => (system_shared_library(lib, lib_dirs).iter())
+            .flat_map(|shared| shared.needed.iter())
+            .filter_map(|soname| lib_name_of_soname(soname))
+            .chain(pkg_config_static_libs(lib))
+            .collect(),
     };
-    if built_in.is_none() {
-        deps.extend(pkg_config_static_libs(lib));
-    }
     let mut seen = std::collections::HashSet::new();
     deps.retain(|dep| {
         dep != lib

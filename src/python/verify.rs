@@ -82,10 +82,14 @@ fn remove_new_paths(root: &Path, before: &HashSet<PathBuf>) -> Result<()> {
         .collect();
     // shortest first: removing a new directory removes what is new inside it
     new.sort_by_key(|path| path.components().count());
-    for path in new.iter().filter(|p| p.symlink_metadata().is_ok()) {
-        let removed = match path.symlink_metadata()?.is_dir() {
-            true => std::fs::remove_dir_all(path),
-            false => std::fs::remove_file(path),
+    for path in new {
+        // (gone with a new directory removed before it)
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        let removed = match meta.is_dir() {
+            true => std::fs::remove_dir_all(&path),
+            false => std::fs::remove_file(&path),
         };
         removed.with_context(|| format!("{}: written by verify, cannot remove", path.display()))?;
     }
