@@ -231,18 +231,9 @@ fn cryptography_fernet_and_x509_with_openssl_providers_compiled_in() {
             && text.contains("signature ok"),
         "{text}"
     );
-    let plan: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.with_extension("km").join("link/plan.json")).unwrap(),
-    )
-    .unwrap();
-    let libcrypto = plan["system_libraries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|lib| lib["archive"].as_str())
-        .find(|archive| archive.ends_with("/libcrypto.a"));
+    let libcrypto = common::planned_archives(&out, "libcrypto.a");
     assert!(
-        libcrypto.is_some_and(|a| a.contains("/deps/openssl-")),
+        libcrypto.len() == 1 && libcrypto[0].to_string_lossy().contains("/deps/openssl-"),
         "libcrypto.a: {libcrypto:?}"
     );
     let check = "Fernet, X.509 parse and signature, Blowfish through the legacy provider compiled into a libcrypto.a dlstatic built";

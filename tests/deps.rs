@@ -48,18 +48,6 @@ fn psycopg2_dist() -> &'static (PathBuf, String) {
     DIST.get_or_init(|| build_ok("psycopg2", &modules_file("psycopg2", "psycopg2==2.9.10")))
 }
 
-/// The static archives the executed link plan took for `name` (`libpq.a`).
-fn planned_archives(out: &Path, name: &str) -> Vec<PathBuf> {
-    let plan: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.with_extension("km").join("link/plan.json")).unwrap(),
-    )
-    .unwrap();
-    archives_in_summary(&plan, name)
-        .into_iter()
-        .map(PathBuf::from)
-        .collect()
-}
-
 /// The undefined symbols of every member of `archive` (binutils' nm).
 fn undefined_symbols(archive: &Path) -> Vec<String> {
     let out = Command::new("nm")
@@ -77,7 +65,7 @@ fn undefined_symbols(archive: &Path) -> Vec<String> {
 #[test]
 fn psycopg2_talks_to_a_real_server_through_a_libpq_dlstatic_built() {
     let (dist, log) = psycopg2_dist();
-    let libpq = planned_archives(dist, "libpq.a");
+    let libpq = common::planned_archives(dist, "libpq.a");
     assert_eq!(libpq.len(), 1, "{libpq:?}");
     assert!(
         libpq[0].to_string_lossy().contains("/deps/postgresql-15-"),
@@ -137,8 +125,8 @@ fn a_second_build_reuses_the_dependency_cache() {
         "{log}"
     );
     let (first, second) = (
-        planned_archives(&psycopg2_dist().0, "libpq.a"),
-        planned_archives(&dist, "libpq.a"),
+        common::planned_archives(&psycopg2_dist().0, "libpq.a"),
+        common::planned_archives(&dist, "libpq.a"),
     );
     assert_eq!(first, second, "the same cache entry");
 }
@@ -191,7 +179,7 @@ fn lxml_xslt_and_exslt_with_libxslt_dlstatic_built() {
     let modules = modules_file("lxml", "lxml==5.3.0");
     let (dist, log) = build_ok("lxml", &modules);
     for name in ["libxslt.a", "libexslt.a"] {
-        let archives = planned_archives(&dist, name);
+        let archives = common::planned_archives(&dist, name);
         assert_eq!(archives.len(), 1, "{name}: {archives:?}");
         assert!(
             archives[0].to_string_lossy().contains("/deps/libxslt-"),
@@ -296,7 +284,7 @@ fn a_plugin_linked_with_libxslt_gets_its_archives_built() {
 
     let plan = link_host(d, "host-static", &[]);
     for lib in ["libxslt.a", "libexslt.a"] {
-        let archives = archives_in_summary(&plan, lib);
+        let archives = common::archives_in_summary(&plan, lib);
         assert!(
             archives.len() == 1 && archives[0].contains("/deps/libxslt-"),
             "{lib}: {archives:?}"
@@ -421,7 +409,7 @@ fn a_plugin_loading_openssl_providers_gets_libcrypto_rebuilt_with_them() {
     );
 
     let plan = link_host(d, "host-static", &[]);
-    let archives = archives_in_summary(&plan, "libcrypto.a");
+    let archives = common::archives_in_summary(&plan, "libcrypto.a");
     assert!(
         archives.len() == 1 && archives[0].contains("/deps/openssl-"),
         "{archives:?}"
@@ -433,16 +421,6 @@ fn a_plugin_loading_openssl_providers_gets_libcrypto_rebuilt_with_them() {
     link_host(d, "host-debian", &["--no-build-deps"]);
     let (debian_out, _) = static_and_dynamic_hosts(d, "host-debian");
     assert_eq!(debian_out, "md4(abc) = legacy provider: not available\n");
-}
-
-/// The archives a plan summary (plan.json, the audit's `plan`) takes for `name`.
-fn archives_in_summary(plan: &serde_json::Value, name: &str) -> Vec<String> {
-    let libraries = plan["system_libraries"].as_array().unwrap();
-    libraries
-        .iter()
-        .map(|lib| lib["archive"].as_str().unwrap().to_string())
-        .filter(|archive| archive.ends_with(&format!("/{name}")))
-        .collect()
 }
 
 /// The payload's interpreter in an empty root holding only the payload.

@@ -6,7 +6,7 @@ pub mod deploy_support;
 pub mod plan_check;
 pub mod results;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const DLSTATIC: &str = env!("CARGO_BIN_EXE_dlstatic");
@@ -98,4 +98,27 @@ pub fn assert_build_fails_cleanly(args: &[&str], needles: &[&str]) {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, ["marker"], "OUT untouched");
+}
+
+/// The archives a plan summary (plan.json, the audit's `plan`) takes for `name`.
+pub fn archives_in_summary(plan: &serde_json::Value, name: &str) -> Vec<String> {
+    let libraries = plan["system_libraries"].as_array().unwrap();
+    libraries
+        .iter()
+        .map(|lib| lib["archive"].as_str().unwrap().to_string())
+        .filter(|archive| archive.ends_with(&format!("/{name}")))
+        .collect()
+}
+
+/// The static archives the executed link plan of the build into `out` took for `name`
+/// (`libpq.a`).
+pub fn planned_archives(out: &Path, name: &str) -> Vec<PathBuf> {
+    let plan: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.with_extension("km").join("link/plan.json")).unwrap(),
+    )
+    .unwrap();
+    archives_in_summary(&plan, name)
+        .into_iter()
+        .map(PathBuf::from)
+        .collect()
 }
