@@ -96,20 +96,24 @@ bench: setup
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	bench/run.sh
 
+# in a recipe, `$(call need-tool,NAME)`: the Debian package NAME installed unless its
+# command NAME is on PATH
+need-tool = @command -v $(1) >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends $(1); }
+
 bench-deploy: setup
-	@command -v hyperfine >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends hyperfine; }
+	$(call need-tool,hyperfine)
 	bench/deploy.sh
 
 bench-libc-exports: setup
-	@command -v hyperfine >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends hyperfine; }
+	$(call need-tool,hyperfine)
 	bench/libc_exports.sh
 
 bench-scientific: setup
-	@command -v hyperfine >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends hyperfine; }
+	$(call need-tool,hyperfine)
 	bench/scientific.sh
 
 bench-packages: setup
-	@command -v bc >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get install -y -qq --no-install-recommends bc; }
+	$(call need-tool,bc)
 	bench/packages.sh
 
 demo: build
